@@ -1,0 +1,361 @@
+// Package config reads a herd's TOML configuration into plain structs,
+// fills in defaults and validates it. It does no network I/O.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is a whole herd: its servers, their links and shared settings.
+type Config struct {
+	// File is the path the config was read from; empty for the built-in default.
+	File string `toml:"-"`
+
+	LogDir         string `toml:"log_dir"`          // each server logs to <LogDir>/<name>.log; empty: no log files
+	DataDir        string `toml:"data_dir"`         // durable state under <DataDir>/<name>/; empty: memory only
+	PeerSecretFile string `toml:"peer_secret_file"` // shared secret for peer links
+
+	Client ClientConfig `toml:"client"`
+	Peer   PeerConfig   `toml:"peer"`
+	Places PlacesConfig `toml:"places"`
+
+	Servers []Server `toml:"server"`
+}
+
+// ClientConfig holds the limits of client connections.
+type ClientConfig struct {
+	OneShot      bool     `toml:"one_shot"`       // close a connection after its first reply
+	MaxLineBytes int      `toml:"max_line_bytes"` // a longer line closes the connection
+	IdleTimeout  Duration `toml:"idle_timeout"`   // close a connection silent for this long
+	WriteTimeout Duration `toml:"write_timeout"`  // close a connection that does not read its replies
+	MaxConns     int      `toml:"max_conns"`      // client connections per server
+	MaxPipeline  int      `toml:"max_pipeline"`   // commands read ahead of their replies
+}
+
+// PeerConfig holds the settings of links between servers.
+type PeerConfig struct {
+	QueueSize     int      `toml:"queue_size"`    // updates queued toward one neighbour before it is dropped and resynced
+	DialTimeout   Duration `toml:"dial_timeout"`  // connect and handshake timeout
+	RetryMax      Duration `toml:"retry_max"`     // longest wait between reconnection attempts
+	Heartbeat     Duration `toml:"heartbeat"`     // idle links send a PING this often
+	DeadAfter     Duration `toml:"dead_after"`    // a link silent this long is dropped
+	WriteTimeout  Duration `toml:"write_timeout"` // a neighbour that does not read for this long is dropped
+	SecretFromEnv bool     `toml:"-"`             // set when the secret came from HERD_PEER_SECRET
+	Secret        []byte   `toml:"-"`             // loaded by LoadSecret; never logged
+}
+
+// PlacesConfig chooses and tunes the places provider.
+type PlacesConfig struct {
+	Provider  string   `toml:"provider"`   // "offline", "google" or "google-new"
+	Endpoint  string   `toml:"endpoint"`   // full URL of the provider's endpoint; empty: the provider's default
+	Timeout   Duration `toml:"timeout"`    // one upstream request
+	CacheTTL  Duration `toml:"cache_ttl"`  // how long a network provider's answer is reused
+	CacheSize int      `toml:"cache_size"` // answers kept at most
+	RateLimit float64  `toml:"rate_limit"` // upstream requests per second; 0: unlimited
+	RateBurst int      `toml:"rate_burst"` // upstream requests allowed at once above the rate
+}
+
+// Server is one member of the herd.
+type Server struct {
+	Name      string   `toml:"name"`
+	Addr      string   `toml:"addr"`      // client listener, host:port
+	PeerAddr  string   `toml:"peer_addr"` // listener for other servers; empty: Addr
+	Metrics   string   `toml:"metrics"`   // HTTP listener for /metrics and /healthz; empty: none
+	Neighbors []string `toml:"neighbors"` // as written; see Config.Links for the symmetric set
+}
+
+// Providers are the valid values of places.provider.
+var Providers = []string{"offline", "google", "google-new"}
+
+// Default returns the built-in herd of SPEC §1 with every setting at its default.
+func Default() *Config {
+	c := &Config{
+		Servers: []Server{
+			{Name: "Goloman", Addr: "127.0.0.1:12000", Neighbors: []string{"Hands", "Holiday", "Wilkes"}},
+			{Name: "Hands", Addr: "127.0.0.1:12001", Neighbors: []string{"Goloman", "Wilkes"}},
+			{Name: "Holiday", Addr: "127.0.0.1:12002", Neighbors: []string{"Goloman", "Welsh", "Wilkes"}},
+			{Name: "Welsh", Addr: "127.0.0.1:12003", Neighbors: []string{"Holiday"}},
+			{Name: "Wilkes", Addr: "127.0.0.1:12004", Neighbors: []string{"Goloman", "Hands", "Holiday"}},
+		},
+	}
+	c.setDefaults()
+	return c
+}
+
+// setDefaults fills every unset setting (not the servers).
+func (c *Config) setDefaults() {
+	if c.LogDir == "" {
+		c.LogDir = "logs"
+	}
+	cl := &c.Client
+	setInt(&cl.MaxLineBytes, 4096)
+	setDur(&cl.IdleTimeout, 5*time.Minute)
+	setDur(&cl.WriteTimeout, 10*time.Second)
+	setInt(&cl.MaxConns, 20000)
+	setInt(&cl.MaxPipeline, 128)
+	p := &c.Peer
+	setInt(&p.QueueSize, 65536)
+	setDur(&p.DialTimeout, 2*time.Second)
+	setDur(&p.RetryMax, time.Second)
+	setDur(&p.Heartbeat, 2*time.Second)
+	setDur(&p.DeadAfter, 10*time.Second)
+	setDur(&p.WriteTimeout, 5*time.Second)
+	pl := &c.Places
+	if pl.Provider == "" {
+		pl.Provider = "offline"
+	}
+	setDur(&pl.Timeout, 5*time.Second)
+	setDur(&pl.CacheTTL, 10*time.Minute)
+	setInt(&pl.CacheSize, 10000)
+	setInt(&pl.RateBurst, 10)
+}
+
+func setInt(v *int, def int) {
+	if *v == 0 {
+		*v = def
+	}
+}
+
+func setDur(v *Duration, def time.Duration) {
+	if v.D == 0 {
+		v.D = def
+	}
+}
+
+// Load reads and validates the TOML file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates a config; name is used in error messages.
+func Parse(name string, data []byte) (*Config, error) {
+	c := &Config{File: name}
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("%s:%d: %s", name, perr.Position.Line, perr.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return nil, fmt.Errorf("%s: unknown key %s", name, strings.Join(keys, ", "))
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Validate checks names, addresses, links and values. Its errors name the
+// file, the key and the problem.
+func (c *Config) Validate() error {
+	file := c.File
+	if file == "" {
+		file = "built-in config"
+	}
+	fail := func(key, format string, args ...any) error {
+		return fmt.Errorf("%s: %s: %s", file, key, fmt.Sprintf(format, args...))
+	}
+	if len(c.Servers) == 0 {
+		return fail("server", "no servers: add at least one [[server]] table")
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	useAddr := func(key, addr, owner string) error {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fail(key, "bad address %q: want host:port", addr)
+		}
+		if port == "0" { // any free port: never a conflict
+			return nil
+		}
+		if other, dup := addrs[addr]; dup {
+			return fail(key, "address %s is already used by %s", addr, other)
+		}
+		addrs[addr] = owner
+		return nil
+	}
+	for i, s := range c.Servers {
+		key := fmt.Sprintf("server[%d]", i)
+		if !validName(s.Name) {
+			return fail(key+".name", "bad server name %q: want 1–64 letters, digits, '-', '_' or '.'", s.Name)
+		}
+		if names[s.Name] {
+			return fail(key+".name", "duplicate server name %q", s.Name)
+		}
+		names[s.Name] = true
+		if s.Addr == "" {
+			return fail(key+".addr", "missing for server %s", s.Name)
+		}
+		if err := useAddr(key+".addr", s.Addr, s.Name); err != nil {
+			return err
+		}
+		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
+			if err := useAddr(key+".peer_addr", s.PeerAddr, s.Name+" (peer_addr)"); err != nil {
+				return err
+			}
+		}
+		if s.Metrics != "" {
+			if err := useAddr(key+".metrics", s.Metrics, s.Name+" (metrics)"); err != nil {
+				return err
+			}
+		}
+	}
+	for i, s := range c.Servers {
+		key := fmt.Sprintf("server[%d].neighbors", i)
+		seen := map[string]bool{}
+		for _, n := range s.Neighbors {
+			switch {
+			case n == s.Name:
+				return fail(key, "server %s lists itself as a neighbour", s.Name)
+			case !names[n]:
+				return fail(key, "unknown server %q (servers are %s)", n, strings.Join(c.Names(), ", "))
+			case seen[n]:
+				return fail(key, "neighbour %q listed twice", n)
+			}
+			seen[n] = true
+		}
+	}
+	if !contains(Providers, c.Places.Provider) {
+		return fail("places.provider", "unknown provider %q: want one of %s", c.Places.Provider, strings.Join(Providers, ", "))
+	}
+	checks := []struct {
+		key string
+		bad bool
+	}{
+		{"client.max_line_bytes", c.Client.MaxLineBytes < 64 || c.Client.MaxLineBytes > 1<<20},
+		{"client.max_conns", c.Client.MaxConns < 1},
+		{"client.max_pipeline", c.Client.MaxPipeline < 1},
+		{"client.idle_timeout", c.Client.IdleTimeout.D < 0},
+		{"client.write_timeout", c.Client.WriteTimeout.D < 0},
+		{"peer.queue_size", c.Peer.QueueSize < 1},
+		{"peer.dial_timeout", c.Peer.DialTimeout.D < 0},
+		{"peer.retry_max", c.Peer.RetryMax.D < 0},
+		{"peer.heartbeat", c.Peer.Heartbeat.D < 0},
+		{"peer.dead_after", c.Peer.DeadAfter.D <= c.Peer.Heartbeat.D},
+		{"peer.write_timeout", c.Peer.WriteTimeout.D < 0},
+		{"places.timeout", c.Places.Timeout.D < 0},
+		{"places.cache_ttl", c.Places.CacheTTL.D < 0},
+		{"places.cache_size", c.Places.CacheSize < 0},
+		{"places.rate_limit", c.Places.RateLimit < 0},
+		{"places.rate_burst", c.Places.RateBurst < 1},
+	}
+	for _, ch := range checks {
+		if ch.bad {
+			return fail(ch.key, "value out of range")
+		}
+	}
+	if c.Peer.DeadAfter.D <= c.Peer.Heartbeat.D {
+		return fail("peer.dead_after", "must be longer than peer.heartbeat")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Names returns the server names in config order.
+func (c *Config) Names() []string {
+	out := make([]string, len(c.Servers))
+	for i, s := range c.Servers {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// Server returns the server called name.
+func (c *Config) Server(name string) (Server, bool) {
+	for _, s := range c.Servers {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Server{}, false
+}
+
+// Links returns the servers name talks with, sorted: those it lists and
+// those that list it (links are symmetric).
+func (c *Config) Links(name string) []string {
+	set := map[string]bool{}
+	for _, s := range c.Servers {
+		if s.Name == name {
+			for _, n := range s.Neighbors {
+				set[n] = true
+			}
+			continue
+		}
+		if contains(s.Neighbors, name) {
+			set[s.Name] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PeerAddrOf returns where other servers connect to s.
+func (s Server) PeerAddrOf() string {
+	if s.PeerAddr != "" {
+		return s.PeerAddr
+	}
+	return s.Addr
+}
+
+// Duration is a time.Duration written in TOML as a string such as "5s".
+type Duration struct{ D time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("bad duration %q: want e.g. \"500ms\", \"10s\", \"5m\"", b)
+	}
+	if v < 0 {
+		return fmt.Errorf("bad duration %q: must not be negative", b)
+	}
+	d.D = v
+	return nil
+}
+
+// MarshalText prints d as a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.D.String()), nil }

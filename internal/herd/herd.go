@@ -1,0 +1,312 @@
+// Package herd assembles herd members from a config: for each server its
+// location table, peer links, client server and log file. `herd up` runs
+// every member in one process, `herd serve` one; tests run herds in-process
+// on 127.0.0.1 port 0.
+package herd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"herd/internal/config"
+	"herd/internal/location"
+	"herd/internal/logging"
+	"herd/internal/peer"
+	"herd/internal/places"
+	"herd/internal/server"
+)
+
+// Options says what to run.
+type Options struct {
+	Config *config.Config
+	// Names are the servers to run in this process; empty: all of them.
+	Names []string
+	// NewFinder returns the places provider of one server.
+	NewFinder func(server string) places.Finder
+	// Secret authenticates peer links; empty: unauthenticated.
+	Secret []byte
+	// Progress receives human-readable events (links up/down, listening);
+	// nil: discarded.
+	Progress *slog.Logger
+	// Discard logs nothing to files even when the config has a log_dir.
+	NoLogFiles bool
+}
+
+// Herd is a set of running members.
+type Herd struct {
+	o   Options
+	cfg *config.Config
+
+	mu      sync.Mutex
+	members map[string]*Member // guarded by mu
+	addrs   map[string]string  // guarded by mu: name -> resolved peer address
+}
+
+// Member is one running server.
+type Member struct {
+	Name       string
+	ClientAddr string // resolved listener address
+	PeerAddr   string // resolved peer listener address (== ClientAddr without peer_addr)
+	Table      *location.Table
+	Peers      *peer.Manager
+	Server     *server.Server
+	log        *logging.File
+	done       chan struct{} // closed when the accept loops have returned
+}
+
+// Start listens on the addresses of every member (so clients can connect
+// at once), then starts their links. On error nothing is left running.
+func Start(o Options) (*Herd, error) {
+	h := &Herd{o: o, cfg: o.Config, members: map[string]*Member{}, addrs: map[string]string{}}
+	if h.o.Progress == nil {
+		h.o.Progress = logging.Discard()
+	}
+	names := o.Names
+	if len(names) == 0 {
+		names = o.Config.Names()
+	}
+	for _, s := range o.Config.Servers {
+		h.addrs[s.Name] = s.PeerAddrOf()
+	}
+	type bound struct {
+		s        config.Server
+		cln, pln net.Listener
+	}
+	var ls []bound
+	closeAll := func() {
+		for _, b := range ls {
+			b.cln.Close()
+			if b.pln != nil {
+				b.pln.Close()
+			}
+		}
+	}
+	for _, name := range names {
+		s, ok := o.Config.Server(name)
+		if !ok {
+			closeAll()
+			return nil, fmt.Errorf("no server named %q in the config (servers are %v)", name, o.Config.Names())
+		}
+		b := bound{s: s}
+		var err error
+		if b.cln, err = listen(s.Addr); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("server %s: %w", name, err)
+		}
+		ls = append(ls, b)
+		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
+			if b.pln, err = listen(s.PeerAddr); err != nil {
+				closeAll()
+				return nil, fmt.Errorf("server %s: peer_addr: %w", name, err)
+			}
+			ls[len(ls)-1] = b
+			h.addrs[name] = b.pln.Addr().String()
+		} else {
+			h.addrs[name] = b.cln.Addr().String()
+		}
+	}
+	for _, b := range ls {
+		m, err := h.startMember(b.s, b.cln, b.pln)
+		if err != nil {
+			closeAll()
+			h.Close(context.Background())
+			return nil, err
+		}
+		h.members[m.Name] = m
+	}
+	return h, nil
+}
+
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func (h *Herd) startMember(s config.Server, cln, pln net.Listener) (*Member, error) {
+	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), Table: location.NewTable(), done: make(chan struct{})}
+	m.PeerAddr = m.ClientAddr
+	if pln != nil {
+		m.PeerAddr = pln.Addr().String()
+	}
+	logger := logging.Discard()
+	if h.cfg.LogDir != "" && !h.o.NoLogFiles {
+		f, err := logging.OpenFile(h.cfg.LogDir, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: log file: %w", s.Name, err)
+		}
+		m.log, logger = f, f.Logger
+	}
+	if len(h.o.Secret) == 0 {
+		logger.Warn("no peer secret configured: peer links are not authenticated")
+	}
+	progress := h.o.Progress.With("server", s.Name)
+	var neighbors []peer.Neighbor
+	h.mu.Lock()
+	for _, n := range h.cfg.Links(s.Name) {
+		neighbors = append(neighbors, peer.Neighbor{Name: n, Addr: h.addrs[n]})
+	}
+	h.mu.Unlock()
+	m.Peers = peer.New(peer.Options{
+		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Secret: h.o.Secret,
+		Table: m.Table, Logger: teeLogger(logger, progress),
+	})
+	var finder places.Finder
+	if h.o.NewFinder != nil {
+		finder = h.o.NewFinder(s.Name)
+	}
+	if finder == nil {
+		finder = unavailable{}
+	}
+	m.Server = server.New(server.Options{
+		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
+		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger,
+		AcceptPeersOnClientPort: pln == nil,
+	})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.Server.Serve(cln)
+	}()
+	if pln != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.Server.ServePeers(pln)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(m.done)
+	}()
+	m.Peers.Start()
+	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "neighbors", names(neighbors))
+	progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr)
+	return m, nil
+}
+
+func names(ns []peer.Neighbor) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// Member returns the running member called name.
+func (h *Herd) Member(name string) *Member {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.members[name]
+}
+
+// Members returns the running members sorted by name.
+func (h *Herd) Members() []*Member {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Member, 0, len(h.members))
+	for _, m := range h.members {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Stop stops one member, as a crash would for its neighbours: its links
+// and connections are closed and its state is gone.
+func (h *Herd) Stop(ctx context.Context, name string) error {
+	h.mu.Lock()
+	m := h.members[name]
+	delete(h.members, name)
+	h.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("server %s is not running", name)
+	}
+	return m.stop(ctx)
+}
+
+// Restart starts a stopped member again on the addresses it had.
+func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
+	s, ok := h.cfg.Server(name)
+	if !ok {
+		return fmt.Errorf("no server named %q", name)
+	}
+	cln, err := listen(clientAddr)
+	if err != nil {
+		return err
+	}
+	var pln net.Listener
+	if peerAddr != clientAddr {
+		if pln, err = listen(peerAddr); err != nil {
+			cln.Close()
+			return err
+		}
+	}
+	m, err := h.startMember(s, cln, pln)
+	if err != nil {
+		cln.Close()
+		if pln != nil {
+			pln.Close()
+		}
+		return err
+	}
+	h.mu.Lock()
+	h.members[name] = m
+	h.mu.Unlock()
+	return nil
+}
+
+func (m *Member) stop(ctx context.Context) error {
+	m.Peers.Close()
+	err := m.Server.Shutdown(ctx)
+	<-m.done
+	if m.log != nil {
+		m.log.Logger.Info("stopped")
+		m.log.Close()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil // connections were closed hard; nothing more to do
+	}
+	return err
+}
+
+// Close stops every member, letting client connections finish what they
+// have read until ctx is done.
+func (h *Herd) Close(ctx context.Context) error {
+	h.mu.Lock()
+	ms := h.members
+	h.members = map[string]*Member{}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make([]error, 0, len(ms))
+	var emu sync.Mutex
+	for _, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.stop(ctx); err != nil {
+				emu.Lock()
+				errs = append(errs, fmt.Errorf("server %s: %w", m.Name, err))
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// unavailable is the finder of a herd started without one.
+type unavailable struct{}
+
+func (unavailable) Nearby(context.Context, places.Query) (*places.Response, error) {
+	return places.ErrorResponse("REQUEST_DENIED", "no places provider is configured"), nil
+}

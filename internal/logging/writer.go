@@ -1,0 +1,161 @@
+// Package logging gives each server its structured log: a log/slog JSON
+// handler over a file writer that never blocks the caller on disk I/O.
+package logging
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Writer buffers log records in memory and writes them to an underlying
+// writer from its own goroutine, at least every FlushEvery. When the
+// underlying writer falls MaxBuffered bytes behind, new records are dropped
+// and counted rather than blocking the server; a note of how many were
+// dropped is written once the writer catches up.
+type Writer struct {
+	out io.Writer
+
+	mu      sync.Mutex
+	buf     []byte // guarded by mu: records not yet written
+	closed  bool   // guarded by mu
+	dropped int64  // guarded by mu: records dropped since the last note
+
+	kick    chan struct{} // asks the flusher to write now
+	done    chan struct{} // closed when the flusher has exited
+	Dropped atomic.Int64  // records dropped since start
+}
+
+// Tuning of Writer.
+const (
+	FlushEvery  = 100 * time.Millisecond
+	kickAt      = 256 << 10
+	MaxBuffered = 16 << 20
+)
+
+// NewWriter starts a Writer over out.
+func NewWriter(out io.Writer) *Writer {
+	w := &Writer{out: out, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// Write appends one record; it never waits for disk.
+func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.closed || len(w.buf)+len(p) > MaxBuffered {
+		w.dropped++
+		w.mu.Unlock()
+		w.Dropped.Add(1)
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	full := len(w.buf) >= kickAt
+	w.mu.Unlock()
+	if full {
+		select {
+		case w.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (w *Writer) loop() {
+	defer close(w.done)
+	t := time.NewTicker(FlushEvery)
+	defer t.Stop()
+	var spare []byte
+	for {
+		select {
+		case <-t.C:
+		case <-w.kick:
+		}
+		w.mu.Lock()
+		buf, dropped, closed := w.buf, w.dropped, w.closed
+		w.buf, w.dropped = spare[:0], 0
+		w.mu.Unlock()
+		if dropped > 0 {
+			buf = append(buf, `{"level":"WARN","msg":"log records dropped: the log file could not keep up","dropped":`...)
+			buf = append(buf, []byte(itoa(dropped))...)
+			buf = append(buf, "}\n"...)
+		}
+		if len(buf) > 0 {
+			w.out.Write(buf) //nolint:errcheck // nowhere to report a failed log write
+		}
+		spare = buf
+		if closed {
+			return
+		}
+	}
+}
+
+func itoa(n int64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// Close writes what is buffered and stops the writer. It does not close the
+// underlying writer.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	<-w.done
+	return nil
+}
+
+// File is an open server log: a slog.Logger writing JSON records to
+// <dir>/<name>.log through a Writer.
+type File struct {
+	Logger *slog.Logger
+	w      *Writer
+	f      *os.File
+}
+
+// OpenFile opens (appending) the log file of server name in dir, creating
+// dir if needed. The logger carries the attribute server=name.
+func OpenFile(dir, name string) (*File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	w := NewWriter(f)
+	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("server", name)
+	return &File{Logger: l, w: w, f: f}, nil
+}
+
+// Close flushes and closes the log file.
+func (f *File) Close() error {
+	f.w.Close()
+	return f.f.Close()
+}
+
+// Discard returns a logger that drops everything (tests, no log_dir).
+func Discard() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,469 @@
+// Package peer links a server to its neighbours: it dials them, accepts
+// their connections, authenticates both sides, floods location updates along
+// the links and brings a neighbour up to date when a link (re)connects.
+//
+// Each neighbour has at most one live connection. Either side may dial; when
+// both connections come up, the one dialed by the server with the smaller
+// name is kept on both sides, and a newer connection from the same dialer
+// replaces an older one (the old one is a leftover of a restart). Every
+// connection has one reader goroutine and one writer goroutine; updates for
+// a neighbour go through a bounded queue, and a neighbour whose queue fills
+// is dropped and brought up to date when it reconnects, so a slow neighbour
+// never slows anyone else.
+package peer
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"herd/internal/config"
+	"herd/internal/location"
+)
+
+// Neighbor is one configured link.
+type Neighbor struct {
+	Name string
+	Addr string // where to dial it; empty: only accept its connections
+}
+
+// Options configures a Manager.
+type Options struct {
+	Name      string // this server
+	Neighbors []Neighbor
+	Config    config.PeerConfig
+	Secret    []byte // empty: peers are not authenticated
+	Table     *location.Table
+	Logger    *slog.Logger
+	// OnUpdate, if set, is called for every update received from a neighbour
+	// that changed the table, after it is stored and queued to the others.
+	OnUpdate func(rec location.Record, from string)
+	// Dial, if set, replaces net.Dialer (tests).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Manager owns the links of one server.
+type Manager struct {
+	name   string
+	cfg    config.PeerConfig
+	secret []byte
+	table  *location.Table
+	log    *slog.Logger
+	onUp   func(location.Record, string)
+	dial   func(ctx context.Context, addr string) (net.Conn, error)
+	links  map[string]*link // immutable after New
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu     sync.Mutex     // guards closed and wg.Add
+	closed bool           // set by Close
+	wg     sync.WaitGroup // every goroutine and Accept call of the Manager
+}
+
+// track counts one more goroutine unless the Manager is closed.
+func (m *Manager) track() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+// link is the state of one neighbour.
+type link struct {
+	peer string
+	addr string
+
+	mu  sync.Mutex
+	cur *conn // guarded by mu: the live connection, nil when down
+
+	reconnects atomic.Int64
+	dropped    atomic.Int64 // updates not queued because the link was full
+}
+
+// conn is one established peer connection.
+type conn struct {
+	nc     net.Conn
+	r      *bufio.Reader
+	peer   string
+	dialer string      // the server that dialed it
+	out    chan string // AT lines to send; bounded
+	closed chan struct{}
+	once   sync.Once
+	reason string // set once, before closed is closed
+}
+
+// New creates a Manager. Call Start to dial the neighbours.
+func New(o Options) *Manager {
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		name: o.Name, cfg: o.Config, secret: o.Secret, table: o.Table,
+		log: o.Logger, onUp: o.OnUpdate, dial: o.Dial,
+		links: make(map[string]*link, len(o.Neighbors)),
+		ctx:   ctx, cancel: cancel,
+	}
+	if m.dial == nil {
+		d := &net.Dialer{Timeout: o.Config.DialTimeout.D, KeepAlive: 15 * time.Second}
+		m.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	for _, n := range o.Neighbors {
+		m.links[n.Name] = &link{peer: n.Name, addr: n.Addr}
+	}
+	return m
+}
+
+// Start dials every neighbour that has an address at once, and keeps
+// redialing each while it is down, until Close.
+func (m *Manager) Start() {
+	for _, l := range m.links {
+		if l.addr != "" && m.track() {
+			go m.dialLoop(l)
+		}
+	}
+}
+
+// Close drops every link and stops dialing; it returns when all of the
+// Manager's goroutines have ended.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.cancel()
+	for _, l := range m.links {
+		l.mu.Lock()
+		c := l.cur
+		l.mu.Unlock()
+		if c != nil {
+			c.close("server shutting down")
+		}
+	}
+	m.wg.Wait()
+}
+
+// Broadcast queues rec to every neighbour with a live link except the one
+// named except (where it came from). It never blocks: a neighbour whose
+// queue is full is dropped, to be resynced when it reconnects.
+func (m *Manager) Broadcast(rec location.Record, except string) {
+	for name, l := range m.links {
+		if name == except {
+			continue
+		}
+		l.mu.Lock()
+		c := l.cur
+		l.mu.Unlock()
+		if c == nil {
+			continue
+		}
+		select {
+		case c.out <- rec.Line:
+		default:
+			l.dropped.Add(1)
+			c.close("outbound queue full: neighbour too slow")
+		}
+	}
+}
+
+// LinkState describes one neighbour for status displays.
+type LinkState struct {
+	Peer       string
+	Up         bool
+	Dialer     string // who dialed the live connection
+	Remote     string // remote address of the live connection
+	Queued     int
+	Reconnects int64
+	Dropped    int64
+}
+
+// Links returns the state of every link, in no particular order.
+func (m *Manager) Links() []LinkState {
+	out := make([]LinkState, 0, len(m.links))
+	for _, l := range m.links {
+		l.mu.Lock()
+		c := l.cur
+		l.mu.Unlock()
+		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load()}
+		if c != nil {
+			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Accept runs the acceptor's side of the handshake on a connection whose
+// first line, hello, has been read from r, and if it succeeds serves the
+// link until it ends. If the handshake is rejected, Accept returns a
+// *Rejected error carrying the line that failed, and the caller decides what
+// becomes of the connection (a client port treats it as a client). Other
+// errors mean the connection is unusable; Accept does not close nc then.
+func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte) error {
+	from, err := m.acceptHandshake(nc, r, trimEOL(hello))
+	if err != nil {
+		var rej *errRejected
+		if errors.As(err, &rej) {
+			m.log.Warn("peer handshake rejected", "remote", nc.RemoteAddr().String(), "reason", rej.reason)
+			return &Rejected{Line: rej.line, Reason: rej.reason}
+		}
+		return err
+	}
+	if !m.track() {
+		return nil
+	}
+	defer m.wg.Done()
+	m.run(m.links[from], nc, r, from)
+	return nil
+}
+
+// Rejected is returned by Accept for a connection that is not a peer.
+type Rejected struct {
+	Line   string // the line that failed the handshake
+	Reason string
+}
+
+func (e *Rejected) Error() string { return "not a peer: " + e.Reason }
+
+func trimEOL(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}
+
+// dialLoop keeps one neighbour connected: it dials at once, waits while the
+// link is up, and redials with capped, jittered back-off while it is down.
+func (m *Manager) dialLoop(l *link) {
+	defer m.wg.Done()
+	const base = 20 * time.Millisecond
+	wait := time.Duration(0)
+	failures := 0
+	for {
+		if c := l.current(); c != nil {
+			select {
+			case <-c.closed:
+				wait, failures = 0, 0
+				continue
+			case <-m.ctx.Done():
+				return
+			}
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		if l.current() != nil {
+			continue
+		}
+		err := m.dialOnce(l)
+		if err == nil {
+			wait, failures = 0, 0
+			continue
+		}
+		if m.ctx.Err() != nil {
+			return
+		}
+		failures++
+		// Log the first failure and then every 30th, so a long outage does not flood the log.
+		if failures == 1 || failures%30 == 0 {
+			m.log.Info("cannot reach neighbour", "peer", l.peer, "addr", l.addr, "err", err.Error(), "attempts", failures)
+		}
+		wait = min(max(2*wait, base), m.cfg.RetryMax.D)
+	}
+}
+
+// dialOnce connects, handshakes and, on success, starts serving the link in
+// new goroutines.
+func (m *Manager) dialOnce(l *link) error {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout.D)
+	nc, err := m.dial(ctx, l.addr)
+	cancel()
+	if err != nil {
+		return err
+	}
+	r := bufio.NewReaderSize(nc, 64<<10)
+	if err := m.dialHandshake(nc, r, l.peer); err != nil {
+		nc.Close()
+		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.addr, "err", err.Error())
+		return err
+	}
+	if !m.track() {
+		nc.Close()
+		return nil
+	}
+	go func() {
+		defer m.wg.Done()
+		m.run(l, nc, r, m.name)
+	}()
+	return nil
+}
+
+func (l *link) current() *conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cur
+}
+
+// run registers an authenticated connection as the link's live one (or
+// drops it as a duplicate), then serves it until it fails.
+func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
+	c := &conn{nc: nc, r: r, peer: l.peer, dialer: dialer, out: make(chan string, m.cfg.QueueSize), closed: make(chan struct{})}
+	if !m.register(l, c) {
+		nc.Close()
+		return
+	}
+	if m.ctx.Err() != nil { // Close may have missed c
+		c.close("server shutting down")
+	}
+	m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.writeLoop(c)
+	}()
+	m.readLoop(l, c)
+	<-done
+	nc.Close()
+	l.mu.Lock()
+	if l.cur == c {
+		l.cur = nil
+	}
+	l.mu.Unlock()
+	m.log.Info("peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+}
+
+// register makes c the link's live connection unless the live one should
+// be kept (see the package comment).
+func (m *Manager) register(l *link, c *conn) bool {
+	keeper := min(m.name, l.peer) // whose dialed connection wins a tie
+	l.mu.Lock()
+	old := l.cur
+	if old != nil && old.dialer != c.dialer && old.dialer == keeper {
+		l.mu.Unlock()
+		m.log.Debug("duplicate peer connection dropped", "peer", l.peer, "dialer", c.dialer)
+		return false
+	}
+	l.cur = c
+	l.mu.Unlock()
+	if old != nil {
+		old.close("replaced by a newer connection")
+	}
+	l.reconnects.Add(1)
+	return true
+}
+
+func (c *conn) close(reason string) {
+	c.once.Do(func() {
+		c.reason = reason
+		close(c.closed)
+		c.nc.Close()
+	})
+}
+
+// readLoop applies the neighbour's updates until the connection fails.
+func (m *Manager) readLoop(l *link, c *conn) {
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(m.cfg.DeadAfter.D))
+		line, err := c.r.ReadSlice('\n')
+		if err != nil {
+			switch {
+			case errors.Is(err, bufio.ErrBufferFull):
+				c.close("line too long from neighbour")
+			case errors.Is(err, io.EOF):
+				c.close("closed by neighbour")
+			case errors.Is(err, net.ErrClosed):
+				c.close("closed")
+			default:
+				c.close(err.Error())
+			}
+			return
+		}
+		if len(line) >= 2 && line[0] == 'A' && line[1] == 'T' {
+			rec, err := location.NewRecord(line)
+			if err != nil {
+				m.log.Warn("bad update from neighbour", "peer", l.peer, "line", trimEOL(line), "err", err.Error())
+				continue
+			}
+			if stored, changed := m.table.Apply(rec); changed {
+				m.Broadcast(stored, l.peer)
+				if m.onUp != nil {
+					m.onUp(stored, l.peer)
+				}
+			}
+			continue
+		}
+		// PING and lines of later protocol versions are ignored.
+	}
+}
+
+// writeLoop first sends the whole table (so the neighbour catches up on
+// everything it missed), then the queued updates, with a PING when idle.
+func (m *Manager) writeLoop(c *conn) {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	fail := func(err error) { c.close("write: " + err.Error()) }
+	deadline := func() { c.nc.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout.D)) }
+	deadline()
+	var werr error
+	sent := 0
+	m.table.Range(func(r location.Record) bool {
+		if werr == nil {
+			_, werr = w.WriteString(r.Line)
+		}
+		if werr == nil {
+			werr = w.WriteByte('\n')
+		}
+		if sent++; sent%1024 == 0 {
+			deadline()
+		}
+		return werr == nil
+	})
+	if werr == nil {
+		werr = w.Flush()
+	}
+	if werr != nil {
+		fail(werr)
+		return
+	}
+	m.log.Debug("sent state to neighbour", "peer", c.peer, "records", sent)
+	hb := time.NewTicker(m.cfg.Heartbeat.D)
+	defer hb.Stop()
+	for {
+		select {
+		case line := <-c.out:
+			deadline()
+			w.WriteString(line)
+			w.WriteByte('\n')
+			// Drain what is already queued before one flush.
+			for n := len(c.out); n > 0; n-- {
+				w.WriteString(<-c.out)
+				w.WriteByte('\n')
+			}
+			if err := w.Flush(); err != nil {
+				fail(err)
+				return
+			}
+		case <-hb.C:
+			deadline()
+			w.WriteString("PING\n")
+			if err := w.Flush(); err != nil {
+				fail(err)
+				return
+			}
+		case <-c.closed:
+			return
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package protocol
+
+import (
+	"errors"
+	"time"
+)
+
+// AppendAT appends the AT reply line for an IAMAT received by server at
+// recv, without a line ending:
+//
+//	AT <server> <±diff> <client> <location> <time>
+//
+// The last three fields are byte-for-byte copies of the IAMAT's fields.
+func AppendAT(dst []byte, server string, recv time.Time, c *Command) []byte {
+	dst = append(dst, "AT "...)
+	dst = append(dst, server...)
+	dst = append(dst, ' ')
+	dst = AppendDiff(dst, recv, c.Time)
+	dst = append(dst, ' ')
+	dst = append(dst, c.Client...)
+	dst = append(dst, ' ')
+	dst = append(dst, c.Loc...)
+	dst = append(dst, ' ')
+	return append(dst, c.TimeText...)
+}
+
+// AT is a parsed AT line, as stored and as flooded between servers. Byte
+// slices alias the parsed line.
+type AT struct {
+	Server   []byte // the server that received the IAMAT
+	Diff     []byte // its time difference, as written
+	Client   []byte
+	Loc      []byte
+	Lat, Lng float64
+	TimeText []byte
+	Time     Time
+}
+
+var errAT = errors.New("bad AT line")
+
+// ParseAT parses and validates an AT line (with or without line ending).
+func ParseAT(line []byte) (AT, error) {
+	var f [6][]byte
+	if n := fields(line, f[:]); n != 6 || string(f[0]) != "AT" {
+		return AT{}, errAT
+	}
+	if !ValidServerName(f[1]) || !validDiff(f[2]) {
+		return AT{}, errAT
+	}
+	c, err := parseIAMAT(f[3], f[4], f[5])
+	if err != nil {
+		return AT{}, err
+	}
+	return AT{Server: f[1], Diff: f[2], Client: c.Client, Loc: c.Loc, Lat: c.Lat, Lng: c.Lng, TimeText: c.TimeText, Time: c.Time}, nil
+}
+
+// ValidServerName reports whether b can name a server: 1–64 bytes of ASCII
+// letters, digits, '-', '_' and '.'.
+func ValidServerName(b []byte) bool {
+	if len(b) == 0 || len(b) > 64 {
+		return false
+	}
+	for _, c := range b {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// validDiff checks "±S.NNNNNNNNN".
+func validDiff(b []byte) bool {
+	if len(b) < 12 || (b[0] != '+' && b[0] != '-') {
+		return false
+	}
+	dot := len(b) - 10
+	if b[dot] != '.' {
+		return false
+	}
+	for i, c := range b[1:] {
+		if i+1 != dot && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,319 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"herd/internal/location"
+	"herd/internal/peer"
+	"herd/internal/places"
+	"herd/internal/protocol"
+)
+
+// reply is one answer, queued in command order. A reply whose done channel
+// is non-nil is being computed (a WHATSAT waiting for the places service);
+// buf is valid once done is closed.
+type reply struct {
+	buf  []byte
+	done chan struct{}
+}
+
+var replyPool = sync.Pool{New: func() any { return &reply{buf: make([]byte, 0, 256)} }}
+
+// clientConn is one client connection: the handler goroutine reads and
+// parses commands, writeLoop is the only writer of the socket.
+type clientConn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	q      chan *reply // replies in command order; closed by the reader
+}
+
+func (s *Server) handleClient(nc net.Conn) {
+	remote := nc.RemoteAddr().String()
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.o.Client.MaxConns)
+		nc.Close()
+		return
+	}
+	if !s.addConn(nc) {
+		nc.Close()
+		return
+	}
+	defer s.removeConn(nc)
+	s.log.Info("client connected", "client", remote)
+	c := &clientConn{s: s, nc: nc, remote: remote, q: make(chan *reply, s.o.Client.MaxPipeline)}
+	r := bufio.NewReaderSize(nc, s.o.Client.MaxLineBytes)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	reason := c.readLoop(r)
+	close(c.q)
+	<-writerDone
+	nc.Close()
+	s.log.Info("client disconnected", "client", remote, "reason", reason)
+}
+
+// readLoop reads and dispatches commands until the client stops sending,
+// and returns why it stopped.
+func (c *clientConn) readLoop(r *bufio.Reader) string {
+	s := c.s
+	first := true
+	for {
+		if s.o.Client.IdleTimeout.D > 0 {
+			c.nc.SetReadDeadline(time.Now().Add(s.o.Client.IdleTimeout.D))
+		}
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			s.log.Warn("client line too long: closing connection", "client", c.remote, "max_line_bytes", s.o.Client.MaxLineBytes)
+			return "line too long"
+		}
+		if len(line) > 0 {
+			if first && s.o.AcceptPeersOnClientPort && s.o.Peers != nil && peer.IsHello(line) {
+				if !c.becomePeer(r, line) {
+					return "peer link ended"
+				}
+			} else {
+				c.dispatch(line)
+			}
+			first = false
+			if s.o.Client.OneShot {
+				return "one_shot: first reply sent"
+			}
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				return "client closed"
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if s.closing() {
+					return "server shutting down"
+				}
+				return "idle timeout"
+			default:
+				return err.Error()
+			}
+		}
+	}
+}
+
+// becomePeer hands the connection to the peer links. It returns true if the
+// handshake was rejected and the connection goes on as a client one (the
+// rejected line has been answered with "? ").
+func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
+	// The writer has nothing queued yet; it stays idle while the link runs.
+	err := c.s.o.Peers.Accept(c.nc, r, hello)
+	var rej *peer.Rejected
+	if errors.As(err, &rej) {
+		c.s.log.Info("client input", "client", c.remote, "line", string(trimEOL(hello)))
+		rp := replyPool.Get().(*reply)
+		rp.buf = append(append(rp.buf[:0], "? "...), rej.Line...)
+		rp.buf = append(rp.buf, '\n')
+		c.q <- rp
+		return true
+	}
+	if err != nil {
+		c.s.log.Info("peer connection failed", "remote", c.remote, "err", err.Error())
+	}
+	return false
+}
+
+func trimEOL(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+	}
+	return line
+}
+
+// dispatch parses one line and queues its reply.
+func (c *clientConn) dispatch(raw []byte) {
+	s := c.s
+	recv := s.now()
+	line := trimEOL(raw)
+	s.log.Info("client input", "client", c.remote, "line", string(line))
+	rp := replyPool.Get().(*reply)
+	rp.buf = rp.buf[:0]
+	cmd, err := protocol.Parse(line)
+	if err == nil {
+		switch cmd.Kind {
+		case protocol.KindIAMAT:
+			rp.buf = c.iamat(rp.buf, recv, &cmd)
+		case protocol.KindWHATSAT:
+			if c.whatsat(rp, line, &cmd) {
+				c.q <- rp
+				return
+			}
+			err = errUnknownClient
+		}
+	}
+	if err != nil {
+		s.log.Info("invalid command", "client", c.remote, "line", string(line), "err", err.Error())
+		rp.buf = append(append(rp.buf, "? "...), line...)
+	}
+	rp.buf = append(rp.buf, '\n')
+	c.q <- rp
+}
+
+var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
+
+// iamat stores the location if it is newer, floods it, and appends the AT
+// line now stored for the client.
+func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []byte {
+	s := c.s
+	if old, ok := s.o.Table.GetBytes(cmd.Client); ok && old.Time.Compare(cmd.Time) >= 0 {
+		return append(dst, old.Line...)
+	}
+	start := len(dst)
+	dst = protocol.AppendAT(dst, s.o.Name, recv, cmd)
+	rec, err := location.NewRecord(dst[start:])
+	if err != nil { // cannot happen: the command was validated
+		s.log.Error("building record", "err", err.Error())
+		return dst
+	}
+	stored, changed := s.o.Table.ApplyLocal(rec)
+	if changed {
+		// Flood before the client sees its reply, so a client that asks
+		// another server right after finds the update already on its way.
+		if s.o.Peers != nil {
+			s.o.Peers.Broadcast(stored, "")
+		}
+		if s.o.OnLocal != nil {
+			s.o.OnLocal(stored)
+		}
+		return dst
+	}
+	return append(dst[:start], stored.Line...)
+}
+
+// whatsat starts answering a WHATSAT for a known client and reports whether
+// it did; the reply's done channel is closed when buf holds the answer.
+func (c *clientConn) whatsat(rp *reply, line []byte, cmd *protocol.Command) bool {
+	s := c.s
+	rec, ok := s.o.Table.GetBytes(cmd.Client)
+	if !ok {
+		return false
+	}
+	at, err := protocol.ParseAT([]byte(rec.Line))
+	if err != nil {
+		return false
+	}
+	q := places.Query{Lat: at.Lat, Lng: at.Lng, RadiusM: cmd.RadiusKm * 1000, Bound: cmd.Bound}
+	rp.done = make(chan struct{})
+	go func() {
+		defer close(rp.done)
+		ctx, cancel := context.WithTimeout(s.ctx, s.o.PlacesTimeout)
+		defer cancel()
+		resp, err := s.o.Finder.Nearby(ctx, q)
+		if err != nil {
+			s.log.Warn("places lookup failed", "client", c.remote, "err", err.Error())
+			resp = places.ErrorResponse(places.StatusUnknownError, "places service failed: "+err.Error())
+		}
+		rp.buf = appendWhatsat(rp.buf[:0], rec.Line, resp.Render(q.Bound))
+	}()
+	return true
+}
+
+// appendWhatsat frames a WHATSAT reply: the AT line, the JSON with every
+// run of newlines collapsed to one and trailing newlines removed, and a
+// blank line.
+func appendWhatsat(dst []byte, atLine string, body []byte) []byte {
+	dst = append(dst, atLine...)
+	dst = append(dst, '\n')
+	for i := 0; i < len(body); i++ {
+		if body[i] == '\n' && (i+1 == len(body) || body[i+1] == '\n') {
+			continue
+		}
+		dst = append(dst, body[i])
+	}
+	return append(dst, '\n', '\n')
+}
+
+// writeLoop writes replies in command order. Quick replies are batched
+// into one flush; a WHATSAT reply goes out in a single write.
+func (c *clientConn) writeLoop() {
+	s := c.s
+	w := bufio.NewWriterSize(c.nc, 16<<10)
+	broken := false
+	for rp := range c.q {
+		if rp.done != nil {
+			if !broken && w.Buffered() > 0 {
+				broken = c.flush(w) != nil
+			}
+			<-rp.done
+			rp.done = nil
+		}
+		if !broken {
+			s.log.Info("client output", "client", c.remote, "reply", string(trimEOL(rp.buf)))
+			c.deadline()
+			if len(rp.buf) > w.Available() {
+				if w.Buffered() > 0 {
+					broken = c.flush(w) != nil
+				}
+				if !broken {
+					_, err := c.nc.Write(rp.buf)
+					broken = c.failed(err)
+				}
+			} else {
+				w.Write(rp.buf)
+			}
+			if !broken && len(c.q) == 0 {
+				broken = c.flush(w) != nil
+			}
+		}
+		if cap(rp.buf) <= 64<<10 {
+			replyPool.Put(rp)
+		}
+		if s.o.Client.OneShot {
+			break
+		}
+	}
+	if !broken {
+		c.flush(w)
+	}
+	// Unblock a reader stuck on a full queue after a write failure, and
+	// let pending lookups finish.
+	for rp := range c.q {
+		if rp.done != nil {
+			<-rp.done
+		}
+	}
+	if s.o.Client.OneShot {
+		c.nc.Close()
+	}
+}
+
+func (c *clientConn) deadline() {
+	if d := c.s.o.Client.WriteTimeout.D; d > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(d))
+	}
+}
+
+func (c *clientConn) flush(w *bufio.Writer) error {
+	c.deadline()
+	err := w.Flush()
+	c.failed(err)
+	return err
+}
+
+func (c *clientConn) failed(err error) bool {
+	if err == nil {
+		return false
+	}
+	c.s.log.Warn("client write failed: closing connection", "client", c.remote, "err", err.Error())
+	c.nc.Close()
+	return true
+}

@@ -1,0 +1,197 @@
+// Package server is one member of a herd: it accepts client connections,
+// answers IAMAT and WHATSAT, and hands connections that open with a peer
+// handshake to the peer links.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"herd/internal/config"
+	"herd/internal/location"
+	"herd/internal/peer"
+	"herd/internal/places"
+)
+
+// Options configures a Server.
+type Options struct {
+	Name   string
+	Client config.ClientConfig
+	// PlacesTimeout bounds one WHATSAT's wait for the places service.
+	PlacesTimeout time.Duration
+	Table         *location.Table
+	Peers         *peer.Manager // may be nil for a server without links
+	Finder        places.Finder
+	Logger        *slog.Logger
+	// AcceptPeersOnClientPort lets a connection to the client listener
+	// become a peer link by opening with a peer handshake (when the server
+	// has no separate peer listener).
+	AcceptPeersOnClientPort bool
+	// Now, if set, replaces time.Now (tests).
+	Now func() time.Time
+	// OnLocal, if set, is called for every IAMAT that changed the table,
+	// after the update is queued to the neighbours.
+	OnLocal func(rec location.Record)
+}
+
+// Server serves clients of one herd member.
+type Server struct {
+	o   Options
+	now func() time.Time
+	log *slog.Logger
+
+	ctx    context.Context // cancelled when Shutdown gives up waiting
+	cancel context.CancelFunc
+	slots  chan struct{} // one token per open client connection
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{} // guarded by mu
+	conns     map[net.Conn]struct{}     // guarded by mu: client connections
+	shutdown  bool                      // guarded by mu
+	wg        sync.WaitGroup            // connection goroutines
+}
+
+// New creates a Server.
+func New(o Options) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		o: o, now: o.Now, log: o.Logger, ctx: ctx, cancel: cancel,
+		slots:     make(chan struct{}, o.Client.MaxConns),
+		listeners: map[net.Listener]struct{}{},
+		conns:     map[net.Conn]struct{}{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// ErrServerClosed is returned by Serve and ServePeers after Shutdown.
+var ErrServerClosed = errors.New("server closed")
+
+// Serve accepts client connections on ln until Shutdown. Each connection is
+// served in its own goroutines. Serve always returns a non-nil error;
+// after Shutdown it is ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.acceptLoop(ln, s.handleClient)
+}
+
+// ServePeers accepts connections from other servers on a dedicated peer
+// listener until Shutdown. A connection that fails the peer handshake is
+// closed.
+func (s *Server) ServePeers(ln net.Listener) error {
+	return s.acceptLoop(ln, s.handlePeer)
+}
+
+func (s *Server) acceptLoop(ln net.Listener, handle func(net.Conn)) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing() || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// Temporary failures (EMFILE and the like): back off, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Error("accept failed", "err", err.Error(), "retry_in", backoff.String())
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			handle(nc)
+		}()
+	}
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.listeners[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// addConn registers a client connection; false when shutting down.
+func (s *Server) addConn(nc net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return false
+	}
+	s.conns[nc] = struct{}{}
+	return true
+}
+
+func (s *Server) removeConn(nc net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, nc)
+	s.mu.Unlock()
+}
+
+// Shutdown stops the listeners, then stops reading from every client
+// connection: commands already read are still answered and the connection
+// is closed after its last reply. Shutdown waits for that until ctx is
+// done, then closes whatever is left. Peer links are not closed here: they
+// belong to the peer.Manager.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shutdown = true
+	for ln := range s.listeners {
+		ln.Close()
+	}
+	for nc := range s.conns {
+		nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancel()
+	s.mu.Lock()
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
