@@ -89,6 +89,7 @@ type link struct {
 
 	reconnects atomic.Int64
 	dropped    atomic.Int64 // updates not queued because the link was full
+	refused    atomic.Int64 // dials that failed the handshake
 }
 
 // conn is one established peer connection.
@@ -180,8 +181,9 @@ type LinkState struct {
 	Dialer     string // who dialed the live connection
 	Remote     string // remote address of the live connection
 	Queued     int
-	Reconnects int64
-	Dropped    int64
+	Reconnects int64 // connections established
+	Dropped    int64 // updates dropped because the queue was full
+	Refused    int64 // dials whose handshake failed (wrong secret, wrong name, ...)
 }
 
 // Links returns the state of every link, in no particular order.
@@ -191,7 +193,7 @@ func (m *Manager) Links() []LinkState {
 		l.mu.Lock()
 		c := l.cur
 		l.mu.Unlock()
-		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load()}
+		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load()}
 		if c != nil {
 			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
 		}
@@ -297,6 +299,7 @@ func (m *Manager) dialOnce(l *link) error {
 	r := bufio.NewReaderSize(nc, 64<<10)
 	if err := m.dialHandshake(nc, r, l.peer); err != nil {
 		nc.Close()
+		l.refused.Add(1)
 		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.addr, "err", err.Error())
 		return err
 	}

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefault(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"Goloman": {"Hands", "Holiday", "Wilkes"},
+		"Hands":   {"Goloman", "Wilkes"},
+		"Holiday": {"Goloman", "Welsh", "Wilkes"},
+		"Welsh":   {"Holiday"},
+		"Wilkes":  {"Goloman", "Hands", "Holiday"},
+	}
+	for name, links := range want {
+		if got := c.Links(name); !reflect.DeepEqual(got, links) {
+			t.Errorf("Links(%s) = %v, want %v", name, got, links)
+		}
+	}
+	if s, _ := c.Server("Welsh"); s.Addr != "127.0.0.1:12003" {
+		t.Errorf("Welsh addr %q", s.Addr)
+	}
+	if c.Places.Provider != "offline" || c.Client.MaxLineBytes != 4096 || c.Peer.RetryMax.D != time.Second {
+		t.Errorf("defaults not set: %+v", c)
+	}
+}
+
+func TestParseFull(t *testing.T) {
+	c, err := Parse("h.toml", []byte(`
+log_dir = "l"
+data_dir = "d"
+peer_secret_file = "s"
+[client]
+one_shot = true
+idle_timeout = "90s"
+[places]
+provider = "google"
+endpoint = "http://127.0.0.1:9/x"
+timeout = "3s"
+[[server]]
+name = "A"
+addr = "127.0.0.1:1"
+peer_addr = "127.0.0.1:2"
+metrics = "127.0.0.1:3"
+neighbors = ["B"]
+[[server]]
+name = "B"
+addr = "127.0.0.1:4"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Client.OneShot || c.Client.IdleTimeout.D != 90*time.Second || c.Places.Timeout.D != 3*time.Second ||
+		c.LogDir != "l" || c.DataDir != "d" || c.PeerSecretFile != "s" || c.Places.Endpoint != "http://127.0.0.1:9/x" {
+		t.Fatalf("got %+v", c)
+	}
+	if got := c.Links("B"); !reflect.DeepEqual(got, []string{"A"}) {
+		t.Fatalf("links are not symmetric: Links(B) = %v", got)
+	}
+	a, _ := c.Server("A")
+	b, _ := c.Server("B")
+	if a.PeerAddrOf() != "127.0.0.1:2" || b.PeerAddrOf() != "127.0.0.1:4" {
+		t.Fatalf("PeerAddrOf: %s %s", a.PeerAddrOf(), b.PeerAddrOf())
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const two = `
+[[server]]
+name = "A"
+addr = "127.0.0.1:1"
+[[server]]
+name = "B"
+addr = "127.0.0.1:2"
+`
+	tests := map[string]struct {
+		toml string
+		want string // substring of the error
+	}{
+		"syntax":            {"log_dir = ", "h.toml:1"},
+		"unknown key":       {"colour = 1\n" + two, "unknown key colour"},
+		"no servers":        {"", "server: no servers"},
+		"unknown neighbour": {two + `neighbors = ["C"]`, `server[1].neighbors: unknown server "C"`},
+		"self link":         {two + `neighbors = ["B"]`, "server[1].neighbors: server B lists itself"},
+		"duplicate name":    {two + "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:3\"\n", `server[2].name: duplicate server name "A"`},
+		"duplicate addr":    {two + "[[server]]\nname = \"C\"\naddr = \"127.0.0.1:2\"\n", "server[2].addr: address 127.0.0.1:2 is already used by B"},
+		"peer addr clash":   {two + `peer_addr = "127.0.0.1:1"`, "server[1].peer_addr: address 127.0.0.1:1 is already used by A"},
+		"bad addr":          {"[[server]]\nname = \"A\"\naddr = \"nowhere\"\n", `server[0].addr: bad address "nowhere"`},
+		"missing addr":      {"[[server]]\nname = \"A\"\n", "server[0].addr: missing"},
+		"bad name":          {"[[server]]\nname = \"A B\"\naddr = \"127.0.0.1:1\"\n", "server[0].name: bad server name"},
+		"bad duration":      {"[client]\nidle_timeout = \"soon\"\n" + two, `bad duration "soon"`},
+		"negative duration": {"[client]\nidle_timeout = \"-1s\"\n" + two, "must not be negative"},
+		"unknown provider":  {"[places]\nprovider = \"bing\"\n" + two, `places.provider: unknown provider "bing"`},
+		"tiny line limit":   {"[client]\nmax_line_bytes = 10\n" + two, "client.max_line_bytes: value out of range"},
+		"wrong type":        {"[client]\none_shot = \"yes\"\n" + two, "h.toml"},
+		"dead before beat":  {"[peer]\nheartbeat = \"5s\"\ndead_after = \"5s\"\n" + two, "peer.dead_after"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse("h.toml", []byte(tt.toml))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "h.toml") {
+				t.Fatalf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+func TestPortZeroMayRepeat(t *testing.T) {
+	_, err := Parse("h.toml", []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestExamples loads every config under examples/ and checks the course
+// topologies they claim in their first line.
+func TestExamples(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*.toml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		c, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := os.ReadFile(f)
+		if !strings.HasPrefix(string(data), "# ") {
+			t.Errorf("%s: the first line should say which topology it is", f)
+		}
+		for _, s := range c.Servers {
+			if s.PeerAddr == "" {
+				t.Errorf("%s: %s has no peer_addr", f, s.Name)
+			}
+		}
+	}
+	c, err := Load("../../examples/course-2020.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"Hill":      {"Jaquez", "Smith"},
+		"Singleton": {"Campbell", "Jaquez", "Smith"},
+		"Smith":     {"Campbell", "Hill", "Singleton"},
+		"Campbell":  {"Singleton", "Smith"},
+		"Jaquez":    {"Hill", "Singleton"},
+	}
+	for name, links := range want {
+		if got := c.Links(name); !reflect.DeepEqual(got, links) {
+			t.Errorf("course-2020 Links(%s) = %v, want %v", name, got, links)
+		}
+	}
+}
