@@ -27,6 +27,7 @@ type Record struct {
 	Line   string        // the AT line, no line ending; immutable
 	Client string        // the client id; a substring of Line
 	Time   protocol.Time // the client's time from Line
+	Seq    uint64        // this server's change number when it stored the record; set by the Table
 }
 
 // NewRecord builds a record from an AT line, validating it. White space
@@ -60,15 +61,71 @@ var asciiSpace = [utf8.RuneSelf]bool{' ': true, '\t': true, '\n': true, '\v': tr
 const shardCount = 64
 
 // Table is the set of latest client records, safe for concurrent use.
+//
+// Every change gets the next change number (Seq) of the table, and the
+// table's change hooks see changes one at a time in Seq order. That order
+// is what lets a neighbour ask for "everything after change N" when it
+// reconnects, and lets a log record changes in order.
 type Table struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
+
+	mu    sync.Mutex // orders changes: guards seq and hooks, held while hooks run
+	seq   uint64     // the Seq of the latest change
+	hooks []Hook
 }
+
+// Hook sees every change of a Table, in Seq order, while the table's change
+// lock is held: it must be quick and must not block or call back into the
+// table's change methods. from names the neighbour the record came from, or
+// is empty for a record from a client or recovered from disk.
+type Hook func(r Record, from string)
 
 type shard struct {
 	mu sync.RWMutex
 	m  map[string]Record // guarded by mu; key is Record.Client
 	_  [40]byte          // keep shards on separate cache lines
+}
+
+// OnChange adds a hook. Add hooks before the table is shared.
+func (t *Table) OnChange(h Hook) {
+	t.mu.Lock()
+	t.hooks = append(t.hooks, h)
+	t.mu.Unlock()
+}
+
+// Seq returns the change number of the latest change.
+func (t *Table) Seq() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+// Locked runs f with the change lock held, so that no change happens while
+// it runs; f gets the latest change number. Used to start sending changes to
+// a neighbour at an exact point.
+func (t *Table) Locked(f func(seq uint64)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(t.seq)
+}
+
+// Restore loads recovered records without running hooks: each keeps its
+// Seq, the merge rule applies between them, and the table's change number
+// becomes at least seq.
+func (t *Table) Restore(recs []Record, seq uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range recs {
+		s := t.shard(r.Client)
+		s.mu.Lock()
+		if old, ok := s.m[r.Client]; !ok || r.Wins(old) {
+			s.m[r.Client] = r
+		}
+		s.mu.Unlock()
+		t.seq = max(t.seq, r.Seq)
+	}
+	t.seq = max(t.seq, seq)
 }
 
 // NewTable returns an empty table.
@@ -106,26 +163,34 @@ func (t *Table) GetBytes(client []byte) (Record, bool) {
 // stored only if it is strictly newer than the stored one. ApplyLocal returns
 // the record now stored and whether it changed.
 func (t *Table) ApplyLocal(r Record) (Record, bool) {
-	return t.apply(r, true)
+	return t.apply(r, "", true)
 }
 
-// Apply offers a record that came from another server; it is stored if it
-// wins under the merge rule. Apply returns the record now stored and whether
-// it changed.
-func (t *Table) Apply(r Record) (Record, bool) {
-	return t.apply(r, false)
+// Apply offers a record that came from the neighbour named from; it is
+// stored if it wins under the merge rule. Apply returns the record now
+// stored and whether it changed.
+func (t *Table) Apply(r Record, from string) (Record, bool) {
+	return t.apply(r, from, false)
 }
 
-func (t *Table) apply(r Record, local bool) (Record, bool) {
+func (t *Table) apply(r Record, from string, local bool) (Record, bool) {
 	s := t.shard(r.Client)
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if old, ok := s.m[r.Client]; ok {
 		if local && r.Time.Compare(old.Time) <= 0 || !local && !r.Wins(old) {
+			s.mu.Unlock()
 			return old, false
 		}
 	}
+	t.seq++
+	r.Seq = t.seq
 	s.m[r.Client] = r
+	s.mu.Unlock()
+	for _, h := range t.hooks {
+		h(r, from)
+	}
 	return r, true
 }
 

@@ -48,18 +48,18 @@ func TestMergeRule(t *testing.T) {
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
 			tab := NewTable()
-			tab.Apply(old)
+			tab.Apply(old, "")
 			var got Record
 			var changed bool
 			if tt.local {
 				got, changed = tab.ApplyLocal(tt.r)
 			} else {
-				got, changed = tab.Apply(tt.r)
+				got, changed = tab.Apply(tt.r, "")
 			}
-			if got != tt.want || changed != (tt.want == tt.r && tt.r != old) {
+			if got.Line != tt.want.Line || changed != (tt.want == tt.r && tt.r != old) {
 				t.Fatalf("got %q changed=%v, want %q", got.Line, changed, tt.want.Line)
 			}
-			if stored, _ := tab.Get("c"); stored != tt.want {
+			if stored, _ := tab.Get("c"); stored.Line != tt.want.Line {
 				t.Fatalf("stored %q, want %q", stored.Line, tt.want.Line)
 			}
 		})
@@ -80,7 +80,7 @@ func TestConvergence(t *testing.T) {
 	for _, o := range orders {
 		tab := NewTable()
 		for _, i := range o {
-			tab.Apply(rec(t, lines[i]))
+			tab.Apply(rec(t, lines[i]), "")
 		}
 		got, _ := tab.Get("c")
 		if want == "" {
@@ -103,7 +103,7 @@ func TestConcurrentApply(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 1000 {
-				tab.Apply(rec(t, fmt.Sprintf("AT S%d +0.000000000 c%d +1+1 %d", g, i%100, i)))
+				tab.Apply(rec(t, fmt.Sprintf("AT S%d +0.000000000 c%d +1+1 %d", g, i%100, i)), "")
 			}
 		}()
 	}
@@ -124,6 +124,37 @@ func TestConcurrentApply(t *testing.T) {
 	}
 }
 
+func TestSeqAndHooks(t *testing.T) {
+	tab := NewTable()
+	var seen []Record
+	var from []string
+	tab.OnChange(func(r Record, f string) {
+		seen = append(seen, r)
+		from = append(from, f)
+	})
+	tab.ApplyLocal(rec(t, "AT A +0.000000000 a +1+1 1"))
+	tab.Apply(rec(t, "AT B +0.000000000 b +1+1 1"), "B")
+	tab.Apply(rec(t, "AT B +0.000000000 b +1+1 0"), "B") // stale: no change, no hook
+	tab.ApplyLocal(rec(t, "AT A +0.000000000 a +1+1 2"))
+	if len(seen) != 3 || seen[0].Seq != 1 || seen[1].Seq != 2 || seen[2].Seq != 3 || tab.Seq() != 3 {
+		t.Fatalf("changes %+v, seq %d", seen, tab.Seq())
+	}
+	if from[0] != "" || from[1] != "B" {
+		t.Fatalf("from = %q", from)
+	}
+	if r, _ := tab.Get("a"); r.Seq != 3 {
+		t.Fatalf("stored seq %d", r.Seq)
+	}
+	other := NewTable()
+	other.Restore(seen, 10)
+	if other.Seq() != 10 || other.Len() != 2 {
+		t.Fatalf("restored seq %d len %d", other.Seq(), other.Len())
+	}
+	if r, _ := other.Get("a"); r.Line != "AT A +0.000000000 a +1+1 2" {
+		t.Fatalf("restore kept %q", r.Line)
+	}
+}
+
 func BenchmarkApplyParallel(b *testing.B) {
 	tab := NewTable()
 	recs := make([]Record, 4096)
@@ -134,7 +165,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			tab.Apply(recs[i%len(recs)])
+			tab.Apply(recs[i%len(recs)], "")
 			i++
 		}
 	})

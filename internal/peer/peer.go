@@ -16,10 +16,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,23 +44,39 @@ type Options struct {
 	Secret    []byte // empty: peers are not authenticated
 	Table     *location.Table
 	Logger    *slog.Logger
-	// OnUpdate, if set, is called for every update received from a neighbour
-	// that changed the table, after it is stored and queued to the others.
-	OnUpdate func(rec location.Record, from string)
+	// Epoch identifies this server's history of change numbers (see
+	// docs/PROTOCOL.md, "Catch-up"). Zero: a random one.
+	Epoch uint64
+	// DeltaFrom tells whether the changes a neighbour has seen, (epoch, seq),
+	// belong to this server's history, and from which change number the
+	// neighbour must be sent changes. Nil: only the current Epoch is known.
+	DeltaFrom func(epoch, seq uint64) (from uint64, ok bool)
+	// Positions are how far this server had received each neighbour's
+	// changes (recovered from disk); missing neighbours start from nothing.
+	Positions map[string]Pos
+	// OnPosition, if set, is told each time a neighbour's position advances
+	// (to record it on disk). It is called from the link's reader goroutine.
+	OnPosition func(peer string, pos Pos)
 	// Dial, if set, replaces net.Dialer (tests).
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
+// Pos is how far a server has received a neighbour's changes: every change
+// of the neighbour's history Epoch up to Seq.
+type Pos struct{ Epoch, Seq uint64 }
+
 // Manager owns the links of one server.
 type Manager struct {
-	name   string
-	cfg    config.PeerConfig
-	secret []byte
-	table  *location.Table
-	log    *slog.Logger
-	onUp   func(location.Record, string)
-	dial   func(ctx context.Context, addr string) (net.Conn, error)
-	links  map[string]*link // immutable after New
+	name      string
+	cfg       config.PeerConfig
+	secret    []byte
+	table     *location.Table
+	log       *slog.Logger
+	epoch     uint64
+	deltaFrom func(epoch, seq uint64) (uint64, bool)
+	onPos     func(string, Pos)
+	dial      func(ctx context.Context, addr string) (net.Conn, error)
+	links     map[string]*link // immutable after New
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -86,22 +104,34 @@ type link struct {
 
 	mu  sync.Mutex
 	cur *conn // guarded by mu: the live connection, nil when down
+	pos Pos   // guarded by mu: how far we have the neighbour's changes
 
-	reconnects atomic.Int64
-	dropped    atomic.Int64 // updates not queued because the link was full
-	refused    atomic.Int64 // dials that failed the handshake
+	syncBytes   atomic.Int64 // bytes of catch-up sent to the neighbour, all links so far
+	syncRecords atomic.Int64 // records of catch-up sent
+	reconnects  atomic.Int64
+	dropped     atomic.Int64 // updates not queued because the link was full
+	refused     atomic.Int64 // dials that failed the handshake
 }
 
 // conn is one established peer connection.
 type conn struct {
-	nc     net.Conn
-	r      *bufio.Reader
-	peer   string
-	dialer string      // the server that dialed it
-	out    chan string // AT lines to send; bounded
-	closed chan struct{}
-	once   sync.Once
-	reason string // set once, before closed is closed
+	nc      net.Conn
+	r       *bufio.Reader
+	peer    string
+	dialer  string    // the server that dialed it
+	out     chan item // changes to send, in Seq order; bounded
+	base    uint64    // the table's change number when c became live: later changes go through out
+	syncReq chan Pos  // the neighbour's SYNC request, from the reader to the writer
+	closed  chan struct{}
+	once    sync.Once
+	reason  string // set once, before closed is closed
+}
+
+// item is one change queued to a neighbour.
+type item struct {
+	line string // the AT line
+	seq  uint64
+	skip bool // the change came from this neighbour: only advance its position
 }
 
 // New creates a Manager. Call Start to dial the neighbours.
@@ -109,19 +139,29 @@ func New(o Options) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		name: o.Name, cfg: o.Config, secret: o.Secret, table: o.Table,
-		log: o.Logger, onUp: o.OnUpdate, dial: o.Dial,
+		log: o.Logger, epoch: o.Epoch, deltaFrom: o.DeltaFrom, onPos: o.OnPosition, dial: o.Dial,
 		links: make(map[string]*link, len(o.Neighbors)),
 		ctx:   ctx, cancel: cancel,
+	}
+	for m.epoch == 0 {
+		m.epoch = rand.Uint64()
+	}
+	if m.deltaFrom == nil {
+		m.deltaFrom = func(epoch, seq uint64) (uint64, bool) { return seq, epoch == m.epoch }
 	}
 	if m.dial == nil {
 		d := &net.Dialer{Timeout: o.Config.DialTimeout.D, KeepAlive: 15 * time.Second}
 		m.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
 	for _, n := range o.Neighbors {
-		m.links[n.Name] = &link{peer: n.Name, addr: n.Addr}
+		m.links[n.Name] = &link{peer: n.Name, addr: n.Addr, pos: o.Positions[n.Name]}
 	}
+	o.Table.OnChange(m.enqueue)
 	return m
 }
+
+// Epoch returns the epoch this server announces to its neighbours.
+func (m *Manager) Epoch() uint64 { return m.epoch }
 
 // Start dials every neighbour that has an address at once, and keeps
 // redialing each while it is down, until Close.
@@ -151,14 +191,12 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// Broadcast queues rec to every neighbour with a live link except the one
-// named except (where it came from). It never blocks: a neighbour whose
-// queue is full is dropped, to be resynced when it reconnects.
-func (m *Manager) Broadcast(rec location.Record, except string) {
+// enqueue is the table's change hook: it queues every change to every
+// live link, in change order, except that a neighbour is not sent back what
+// came from it. It never blocks: a neighbour whose queue is full is dropped,
+// to catch up when it reconnects.
+func (m *Manager) enqueue(rec location.Record, from string) {
 	for name, l := range m.links {
-		if name == except {
-			continue
-		}
 		l.mu.Lock()
 		c := l.cur
 		l.mu.Unlock()
@@ -166,7 +204,7 @@ func (m *Manager) Broadcast(rec location.Record, except string) {
 			continue
 		}
 		select {
-		case c.out <- rec.Line:
+		case c.out <- item{line: rec.Line, seq: rec.Seq, skip: name == from}:
 		default:
 			l.dropped.Add(1)
 			c.close("outbound queue full: neighbour too slow")
@@ -184,6 +222,10 @@ type LinkState struct {
 	Reconnects int64 // connections established
 	Dropped    int64 // updates dropped because the queue was full
 	Refused    int64 // dials whose handshake failed (wrong secret, wrong name, ...)
+	Pos        Pos   // how far this server has the neighbour's changes
+	// SyncBytes and SyncRecords count the catch-up sent to the neighbour
+	// over all connections so far.
+	SyncBytes, SyncRecords int64
 }
 
 // Links returns the state of every link, in no particular order.
@@ -191,9 +233,10 @@ func (m *Manager) Links() []LinkState {
 	out := make([]LinkState, 0, len(m.links))
 	for _, l := range m.links {
 		l.mu.Lock()
-		c := l.cur
+		c, pos := l.cur, l.pos
 		l.mu.Unlock()
-		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load()}
+		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load(),
+			Pos: pos, SyncBytes: l.syncBytes.Load(), SyncRecords: l.syncRecords.Load()}
 		if c != nil {
 			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
 		}
@@ -323,8 +366,16 @@ func (l *link) current() *conn {
 // run registers an authenticated connection as the link's live one (or
 // drops it as a duplicate), then serves it until it fails.
 func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
-	c := &conn{nc: nc, r: r, peer: l.peer, dialer: dialer, out: make(chan string, m.cfg.QueueSize), closed: make(chan struct{})}
-	if !m.register(l, c) {
+	c := &conn{nc: nc, r: r, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
+		syncReq: make(chan Pos, 1), closed: make(chan struct{})}
+	// Registering under the table's change lock splits the changes exactly:
+	// up to c.base they are sent by catch-up, after it through c.out.
+	var ok bool
+	m.table.Locked(func(seq uint64) {
+		c.base = seq
+		ok = m.register(l, c)
+	})
+	if !ok {
 		nc.Close()
 		return
 	}
@@ -335,7 +386,7 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.writeLoop(c)
+		m.writeLoop(l, c)
 	}()
 	m.readLoop(l, c)
 	<-done
@@ -378,6 +429,7 @@ func (c *conn) close(reason string) {
 
 // readLoop applies the neighbour's updates until the connection fails.
 func (m *Manager) readLoop(l *link, c *conn) {
+	var epoch uint64 // the neighbour's epoch, once it has sent SYNCED
 	for {
 		c.nc.SetReadDeadline(time.Now().Add(m.cfg.DeadAfter.D))
 		line, err := c.r.ReadSlice('\n')
@@ -394,34 +446,78 @@ func (m *Manager) readLoop(l *link, c *conn) {
 			}
 			return
 		}
-		if len(line) >= 2 && line[0] == 'A' && line[1] == 'T' {
-			rec, err := location.NewRecord(line)
-			if err != nil {
-				m.log.Warn("bad update from neighbour", "peer", l.peer, "line", trimEOL(line), "err", err.Error())
-				continue
-			}
-			if stored, changed := m.table.Apply(rec); changed {
-				m.Broadcast(stored, l.peer)
-				if m.onUp != nil {
-					m.onUp(stored, l.peer)
-				}
-			}
+		msg, err := parseMessage(line)
+		if err != nil {
+			m.log.Warn("bad message from neighbour", "peer", l.peer, "line", trimEOL(line), "err", err.Error())
 			continue
 		}
-		// PING and lines of later protocol versions are ignored.
+		switch msg.kind {
+		case msgAT:
+			m.table.Apply(msg.rec, l.peer)
+		case msgSync:
+			select {
+			case c.syncReq <- Pos{msg.epoch, msg.seq}:
+			default: // a second SYNC on one connection is ignored
+			}
+		case msgSynced:
+			epoch = msg.epoch
+			m.setPos(l, Pos{msg.epoch, msg.seq})
+		case msgSeq:
+			if epoch != 0 {
+				m.setPos(l, Pos{epoch, msg.seq})
+			}
+		}
 	}
 }
 
-// writeLoop first sends the whole table (so the neighbour catches up on
-// everything it missed), then the queued updates, with a PING when idle.
-func (m *Manager) writeLoop(c *conn) {
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+func (m *Manager) setPos(l *link, p Pos) {
+	l.mu.Lock()
+	l.pos = p
+	l.mu.Unlock()
+	if m.onPos != nil {
+		m.onPos(l.peer, p)
+	}
+}
+
+// writeLoop asks the neighbour for what this server missed, sends it what
+// it missed, then sends the queued changes, with a PING when idle.
+func (m *Manager) writeLoop(l *link, c *conn) {
+	cw := &countingWriter{w: c.nc}
+	w := bufio.NewWriterSize(cw, 64<<10)
 	fail := func(err error) { c.close("write: " + err.Error()) }
 	deadline := func() { c.nc.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout.D)) }
 	deadline()
+	l.mu.Lock()
+	pos := l.pos
+	l.mu.Unlock()
+	fmt.Fprintf(w, "SYNC %d %d\n", pos.Epoch, pos.Seq)
+	if err := w.Flush(); err != nil {
+		fail(err)
+		return
+	}
+	var req Pos
+	t := time.NewTimer(m.cfg.DeadAfter.D)
+	select {
+	case req = <-c.syncReq:
+		t.Stop()
+	case <-t.C:
+		c.close("no SYNC from neighbour")
+		return
+	case <-c.closed:
+		t.Stop()
+		return
+	}
+	from, ok := m.deltaFrom(req.Epoch, req.Seq)
+	if !ok || from > c.base {
+		from = 0 // not our history (or ahead of it): send everything
+	}
+	start := cw.n
 	var werr error
 	sent := 0
 	m.table.Range(func(r location.Record) bool {
+		if r.Seq <= from || r.Seq > c.base {
+			return true // the neighbour has it, or it comes through c.out
+		}
 		if werr == nil {
 			_, werr = w.WriteString(r.Line)
 		}
@@ -434,26 +530,30 @@ func (m *Manager) writeLoop(c *conn) {
 		return werr == nil
 	})
 	if werr == nil {
+		fmt.Fprintf(w, "SYNCED %d %d\n", m.epoch, c.base)
 		werr = w.Flush()
 	}
 	if werr != nil {
 		fail(werr)
 		return
 	}
-	m.log.Debug("sent state to neighbour", "peer", c.peer, "records", sent)
+	l.syncBytes.Add(cw.n - start)
+	l.syncRecords.Add(int64(sent))
+	m.log.Info("caught up neighbour", "peer", c.peer, "records", sent, "bytes", cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
 	hb := time.NewTicker(m.cfg.Heartbeat.D)
 	defer hb.Stop()
 	for {
 		select {
-		case line := <-c.out:
+		case it := <-c.out:
 			deadline()
-			w.WriteString(line)
-			w.WriteByte('\n')
+			last := writeItem(w, it)
 			// Drain what is already queued before one flush.
 			for n := len(c.out); n > 0; n-- {
-				w.WriteString(<-c.out)
-				w.WriteByte('\n')
+				last = writeItem(w, <-c.out)
 			}
+			w.WriteString("SEQ ")
+			w.Write(strconv.AppendUint(nil, last, 10))
+			w.WriteByte('\n')
 			if err := w.Flush(); err != nil {
 				fail(err)
 				return
@@ -469,4 +569,24 @@ func (m *Manager) writeLoop(c *conn) {
 			return
 		}
 	}
+}
+
+func writeItem(w *bufio.Writer, it item) uint64 {
+	if !it.skip {
+		w.WriteString(it.line)
+		w.WriteByte('\n')
+	}
+	return it.seq
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

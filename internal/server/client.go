@@ -184,19 +184,13 @@ func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []
 		s.log.Error("building record", "err", err.Error())
 		return dst
 	}
-	stored, changed := s.o.Table.ApplyLocal(rec)
-	if changed {
-		// Flood before the client sees its reply, so a client that asks
-		// another server right after finds the update already on its way.
-		if s.o.Peers != nil {
-			s.o.Peers.Broadcast(stored, "")
-		}
-		if s.o.OnLocal != nil {
-			s.o.OnLocal(stored)
-		}
-		return dst
+	// ApplyLocal runs the table's change hooks, which queue the update to
+	// every neighbour: the flood starts before the client sees its reply,
+	// so a client that asks another server right after finds it on its way.
+	if stored, changed := s.o.Table.ApplyLocal(rec); !changed {
+		return append(dst[:start], stored.Line...)
 	}
-	return append(dst[:start], stored.Line...)
+	return dst
 }
 
 // whatsat starts answering a WHATSAT for a known client and reports whether

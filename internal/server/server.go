@@ -33,9 +33,6 @@ type Options struct {
 	AcceptPeersOnClientPort bool
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
-	// OnLocal, if set, is called for every IAMAT that changed the table,
-	// after the update is queued to the neighbours.
-	OnLocal func(rec location.Record)
 }
 
 // Server serves clients of one herd member.
