@@ -9,12 +9,13 @@ import (
 
 // Message kinds after the handshake.
 const (
-	msgAT     = iota + 1 // AT <server> <diff> <client> <location> <time>
-	msgSync              // SYNC <epoch> <seq>: send me your changes after seq of epoch
-	msgSynced            // SYNCED <epoch> <seq>: you now have my changes up to seq
-	msgSeq               // SEQ <seq>: you now have my changes up to seq (same epoch)
-	msgPing              // PING
-	msgOther             // a line of a later protocol version: ignored
+	msgAT        = iota + 1 // AT <server> <diff> <client> <location> <time>
+	msgSync                 // SYNC <epoch> <seq>: send me your changes after seq of epoch
+	msgSynced               // SYNCED <epoch> <seq>: you now have my changes up to seq
+	msgSeq                  // SEQ <seq>: you now have my changes up to seq (same epoch)
+	msgPing                 // PING
+	msgDuplicate            // DUPLICATE: the sender keeps another connection; this one closes
+	msgOther                // a line of a later protocol version: ignored
 )
 
 type message struct {
@@ -60,6 +61,8 @@ func parseMessage(line []byte) (message, error) {
 		return message{kind: msgSeq, seq: seq}, nil
 	case "PING":
 		return message{kind: msgPing}, nil
+	case "DUPLICATE":
+		return message{kind: msgDuplicate}, nil
 	}
 	if len(word) == 0 {
 		return message{}, errMessage

@@ -122,10 +122,18 @@ type conn struct {
 	out     chan item // changes to send, in Seq order; bounded
 	base    uint64    // the table's change number when c became live: later changes go through out
 	syncReq chan Pos  // the neighbour's SYNC request, from the reader to the writer
+	retire  chan struct{}
+	retOnce sync.Once
+	dup     atomic.Bool // the neighbour said it keeps another connection
 	closed  chan struct{}
 	once    sync.Once
 	reason  string // set once, before closed is closed
 }
+
+// retireConn asks the writer to tell the neighbour that c is a duplicate
+// and close it: a replaced connection ends without making the neighbour
+// redial at once.
+func (c *conn) retireConn() { c.retOnce.Do(func() { close(c.retire) }) }
 
 // item is one change queued to a neighbour.
 type item struct {
@@ -295,7 +303,12 @@ func (m *Manager) dialLoop(l *link) {
 		if c := l.current(); c != nil {
 			select {
 			case <-c.closed:
+				// Redial at once, unless the neighbour closed it as a
+				// duplicate: then its own connection is on the way.
 				wait, failures = 0, 0
+				if c.dup.Load() {
+					wait = 100 * time.Millisecond
+				}
 				continue
 			case <-m.ctx.Done():
 				return
@@ -367,22 +380,28 @@ func (l *link) current() *conn {
 // drops it as a duplicate), then serves it until it fails.
 func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
 	c := &conn{nc: nc, r: r, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
-		syncReq: make(chan Pos, 1), closed: make(chan struct{})}
+		syncReq: make(chan Pos, 1), retire: make(chan struct{}), closed: make(chan struct{})}
 	// Registering under the table's change lock splits the changes exactly:
 	// up to c.base they are sent by catch-up, after it through c.out.
-	var ok bool
+	var ok, replaced bool
 	m.table.Locked(func(seq uint64) {
 		c.base = seq
-		ok = m.register(l, c)
+		ok, replaced = m.register(l, c)
 	})
 	if !ok {
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(nc, "DUPLICATE\n")
 		nc.Close()
 		return
 	}
 	if m.ctx.Err() != nil { // Close may have missed c
 		c.close("server shutting down")
 	}
-	m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+	if replaced {
+		m.log.Debug("peer connection replaced by a newer one", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+	} else {
+		m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -392,31 +411,38 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
 	<-done
 	nc.Close()
 	l.mu.Lock()
-	if l.cur == c {
+	wasLive := l.cur == c
+	if wasLive {
 		l.cur = nil
 	}
 	l.mu.Unlock()
-	m.log.Info("peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+	if wasLive && !c.dup.Load() {
+		m.log.Info("peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+	} else {
+		m.log.Debug("peer connection closed", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+	}
 }
 
 // register makes c the link's live connection unless the live one should
-// be kept (see the package comment).
-func (m *Manager) register(l *link, c *conn) bool {
+// be kept (see the package comment). It reports whether c was taken and
+// whether it replaced a live connection.
+func (m *Manager) register(l *link, c *conn) (ok, replaced bool) {
 	keeper := min(m.name, l.peer) // whose dialed connection wins a tie
 	l.mu.Lock()
 	old := l.cur
 	if old != nil && old.dialer != c.dialer && old.dialer == keeper {
 		l.mu.Unlock()
 		m.log.Debug("duplicate peer connection dropped", "peer", l.peer, "dialer", c.dialer)
-		return false
+		return false, false
 	}
 	l.cur = c
 	l.mu.Unlock()
 	if old != nil {
-		old.close("replaced by a newer connection")
+		old.retireConn()
+		return true, true
 	}
 	l.reconnects.Add(1)
-	return true
+	return true, false
 }
 
 func (c *conn) close(reason string) {
@@ -466,6 +492,10 @@ func (m *Manager) readLoop(l *link, c *conn) {
 			if epoch != 0 {
 				m.setPos(l, Pos{epoch, msg.seq})
 			}
+		case msgDuplicate:
+			c.dup.Store(true)
+			c.close("duplicate: the neighbour keeps another connection")
+			return
 		}
 	}
 }
@@ -502,6 +532,10 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 		t.Stop()
 	case <-t.C:
 		c.close("no SYNC from neighbour")
+		return
+	case <-c.retire:
+		t.Stop()
+		m.retire(w, c)
 		return
 	case <-c.closed:
 		t.Stop()
@@ -565,10 +599,21 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 				fail(err)
 				return
 			}
+		case <-c.retire:
+			m.retire(w, c)
+			return
 		case <-c.closed:
 			return
 		}
 	}
+}
+
+// retire tells the neighbour that c is a duplicate and closes it.
+func (m *Manager) retire(w *bufio.Writer, c *conn) {
+	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	w.WriteString("DUPLICATE\n")
+	w.Flush()
+	c.close("replaced by a newer connection")
 }
 
 func writeItem(w *bufio.Writer, it item) uint64 {
