@@ -48,9 +48,11 @@ type Response struct {
 
 // Status values of the legacy API that herd produces itself.
 const (
-	StatusOK           = "OK"
-	StatusZeroResults  = "ZERO_RESULTS"
-	StatusUnknownError = "UNKNOWN_ERROR"
+	StatusOK             = "OK"
+	StatusZeroResults    = "ZERO_RESULTS"
+	StatusUnknownError   = "UNKNOWN_ERROR"
+	StatusInvalidRequest = "INVALID_REQUEST"
+	StatusRequestDenied  = "REQUEST_DENIED"
 )
 
 // ErrorResponse is the answer sent to a client when the provider failed:
@@ -62,5 +64,7 @@ func ErrorResponse(status, message string) *Response {
 	return &Response{Status: status, ErrorMessage: message}
 }
 
-// ErrNoKey is returned by the Google providers when GOOGLE_PLACES_API_KEY is unset.
+// ErrNoKey says that GOOGLE_PLACES_API_KEY is unset. The Google providers
+// do not return it as an error: they answer with status REQUEST_DENIED and
+// its text as the error_message, so a client sees why.
 var ErrNoKey = errors.New("GOOGLE_PLACES_API_KEY is not set")
