@@ -79,11 +79,11 @@ var Providers = []string{"offline", "google", "google-new"}
 func Default() *Config {
 	c := &Config{
 		Servers: []Server{
-			{Name: "Goloman", Addr: "127.0.0.1:12000", Neighbors: []string{"Hands", "Holiday", "Wilkes"}},
-			{Name: "Hands", Addr: "127.0.0.1:12001", Neighbors: []string{"Goloman", "Wilkes"}},
-			{Name: "Holiday", Addr: "127.0.0.1:12002", Neighbors: []string{"Goloman", "Welsh", "Wilkes"}},
-			{Name: "Welsh", Addr: "127.0.0.1:12003", Neighbors: []string{"Holiday"}},
-			{Name: "Wilkes", Addr: "127.0.0.1:12004", Neighbors: []string{"Goloman", "Hands", "Holiday"}},
+			{Name: "Goloman", Addr: "127.0.0.1:12000", Metrics: "127.0.0.1:13000", Neighbors: []string{"Hands", "Holiday", "Wilkes"}},
+			{Name: "Hands", Addr: "127.0.0.1:12001", Metrics: "127.0.0.1:13001", Neighbors: []string{"Goloman", "Wilkes"}},
+			{Name: "Holiday", Addr: "127.0.0.1:12002", Metrics: "127.0.0.1:13002", Neighbors: []string{"Goloman", "Welsh", "Wilkes"}},
+			{Name: "Welsh", Addr: "127.0.0.1:12003", Metrics: "127.0.0.1:13003", Neighbors: []string{"Holiday"}},
+			{Name: "Wilkes", Addr: "127.0.0.1:12004", Metrics: "127.0.0.1:13004", Neighbors: []string{"Goloman", "Hands", "Holiday"}},
 		},
 	}
 	c.setDefaults()

@@ -36,6 +36,7 @@ func defaultConfig(t testing.TB) *config.Config {
 	cfg := config.Default()
 	for i := range cfg.Servers {
 		cfg.Servers[i].Addr = "127.0.0.1:0"
+		cfg.Servers[i].Metrics = "127.0.0.1:0"
 	}
 	cfg.LogDir = ""
 	cfg.Peer.RetryMax = config.Duration{D: 50 * time.Millisecond}

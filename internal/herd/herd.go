@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -17,8 +18,10 @@ import (
 	"herd/internal/config"
 	"herd/internal/location"
 	"herd/internal/logging"
+	"herd/internal/metrics"
 	"herd/internal/peer"
 	"herd/internal/places"
+	"herd/internal/places/cache"
 	"herd/internal/server"
 )
 
@@ -50,14 +53,17 @@ type Herd struct {
 
 // Member is one running server.
 type Member struct {
-	Name       string
-	ClientAddr string // resolved listener address
-	PeerAddr   string // resolved peer listener address (== ClientAddr without peer_addr)
-	Table      *location.Table
-	Peers      *peer.Manager
-	Server     *server.Server
-	log        *logging.File
-	done       chan struct{} // closed when the accept loops have returned
+	Name        string
+	ClientAddr  string // resolved listener address
+	PeerAddr    string // resolved peer listener address (== ClientAddr without peer_addr)
+	MetricsAddr string // resolved metrics listener address; empty without one
+	Table       *location.Table
+	Peers       *peer.Manager
+	Server      *server.Server
+	Metrics     *metrics.Server
+	log         *logging.File
+	web         *http.Server  // the metrics listener, nil without one
+	done        chan struct{} // closed when the accept loops have returned
 }
 
 // Start listens on the addresses of every member (so clients can connect
@@ -75,15 +81,16 @@ func Start(o Options) (*Herd, error) {
 		h.addrs[s.Name] = s.PeerAddrOf()
 	}
 	type bound struct {
-		s        config.Server
-		cln, pln net.Listener
+		s             config.Server
+		cln, pln, mln net.Listener
 	}
 	var ls []bound
 	closeAll := func() {
 		for _, b := range ls {
-			b.cln.Close()
-			if b.pln != nil {
-				b.pln.Close()
+			for _, ln := range []net.Listener{b.cln, b.pln, b.mln} {
+				if ln != nil {
+					ln.Close()
+				}
 			}
 		}
 	}
@@ -110,9 +117,16 @@ func Start(o Options) (*Herd, error) {
 		} else {
 			h.addrs[name] = b.cln.Addr().String()
 		}
+		if s.Metrics != "" {
+			if b.mln, err = listen(s.Metrics); err != nil {
+				closeAll()
+				return nil, fmt.Errorf("server %s: metrics: %w", name, err)
+			}
+			ls[len(ls)-1] = b
+		}
 	}
 	for _, b := range ls {
-		m, err := h.startMember(b.s, b.cln, b.pln)
+		m, err := h.startMember(b.s, b.cln, b.pln, b.mln)
 		if err != nil {
 			closeAll()
 			h.Close(context.Background())
@@ -131,7 +145,7 @@ func listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (h *Herd) startMember(s config.Server, cln, pln net.Listener) (*Member, error) {
+func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member, error) {
 	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), Table: location.NewTable(), done: make(chan struct{})}
 	m.PeerAddr = m.ClientAddr
 	if pln != nil {
@@ -166,11 +180,17 @@ func (h *Herd) startMember(s config.Server, cln, pln net.Listener) (*Member, err
 	if finder == nil {
 		finder = unavailable{}
 	}
+	m.Metrics = metrics.New(s.Name, func() metrics.Snapshot { return m.snapshot(finder) })
 	m.Server = server.New(server.Options{
 		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
-		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger,
+		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
 		AcceptPeersOnClientPort: pln == nil,
 	})
+	if mln != nil {
+		m.MetricsAddr = mln.Addr().String()
+		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go m.web.Serve(mln)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -189,8 +209,12 @@ func (h *Herd) startMember(s config.Server, cln, pln net.Listener) (*Member, err
 		close(m.done)
 	}()
 	m.Peers.Start()
-	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "neighbors", names(neighbors))
-	progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr)
+	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "metrics", m.MetricsAddr, "neighbors", names(neighbors))
+	if m.MetricsAddr != "" {
+		progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "status", "http://"+m.MetricsAddr+"/")
+	} else {
+		progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr)
+	}
 	return m, nil
 }
 
@@ -251,11 +275,22 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 			return err
 		}
 	}
-	m, err := h.startMember(s, cln, pln)
+	var mln net.Listener
+	if s.Metrics != "" {
+		if mln, err = listen(s.Metrics); err != nil {
+			cln.Close()
+			if pln != nil {
+				pln.Close()
+			}
+			return err
+		}
+	}
+	m, err := h.startMember(s, cln, pln, mln)
 	if err != nil {
-		cln.Close()
-		if pln != nil {
-			pln.Close()
+		for _, ln := range []net.Listener{cln, pln, mln} {
+			if ln != nil {
+				ln.Close()
+			}
 		}
 		return err
 	}
@@ -266,6 +301,9 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 }
 
 func (m *Member) stop(ctx context.Context) error {
+	if m.web != nil {
+		m.web.Close()
+	}
 	m.Peers.Close()
 	err := m.Server.Shutdown(ctx)
 	<-m.done
@@ -302,6 +340,31 @@ func (h *Herd) Close(ctx context.Context) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// snapshot gathers the figures metrics reads at scrape time.
+func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
+	s := metrics.Snapshot{Clients: m.Table.Len()}
+	for _, l := range m.Peers.Links() {
+		s.Links = append(s.Links, metrics.Link{
+			Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, Refused: l.Refused,
+			Received: l.Received, Sent: l.Sent, SyncRecords: l.SyncRecords, SyncBytes: l.SyncBytes,
+		})
+	}
+	if c, ok := f.(*cache.Cache); ok {
+		st := c.Stats()
+		s.Places = &metrics.Places{Hits: st.Hits, Misses: st.Misses, Shared: st.Shared, UpstreamCalls: st.UpstreamCalls,
+			UpstreamErrors: st.UpstreamErrors, UpstreamNotOK: st.UpstreamNotOK, RateLimited: st.RateLimited, Evictions: st.Evictions, Entries: st.Entries}
+	}
+	return s
+}
+
+// webHandler serves /metrics and /healthz on the metrics listener.
+func (m *Member) webHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Metrics.Handler())
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	return mux
 }
 
 // unavailable is the finder of a herd started without one.

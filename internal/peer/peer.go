@@ -106,6 +106,8 @@ type link struct {
 	cur *conn // guarded by mu: the live connection, nil when down
 	pos Pos   // guarded by mu: how far we have the neighbour's changes
 
+	received    atomic.Int64 // updates received from the neighbour
+	sent        atomic.Int64 // updates sent to the neighbour (catch-up included)
 	syncBytes   atomic.Int64 // bytes of catch-up sent to the neighbour, all links so far
 	syncRecords atomic.Int64 // records of catch-up sent
 	reconnects  atomic.Int64
@@ -234,6 +236,8 @@ type LinkState struct {
 	// SyncBytes and SyncRecords count the catch-up sent to the neighbour
 	// over all connections so far.
 	SyncBytes, SyncRecords int64
+	// Received and Sent count updates (AT lines) over all connections.
+	Received, Sent int64
 }
 
 // Links returns the state of every link, in no particular order.
@@ -244,7 +248,8 @@ func (m *Manager) Links() []LinkState {
 		c, pos := l.cur, l.pos
 		l.mu.Unlock()
 		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load(),
-			Pos: pos, SyncBytes: l.syncBytes.Load(), SyncRecords: l.syncRecords.Load()}
+			Pos: pos, SyncBytes: l.syncBytes.Load(), SyncRecords: l.syncRecords.Load(),
+			Received: l.received.Load(), Sent: l.sent.Load()}
 		if c != nil {
 			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
 		}
@@ -479,6 +484,7 @@ func (m *Manager) readLoop(l *link, c *conn) {
 		}
 		switch msg.kind {
 		case msgAT:
+			l.received.Add(1)
 			m.table.Apply(msg.rec, l.peer)
 		case msgSync:
 			select {
@@ -573,6 +579,7 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 	}
 	l.syncBytes.Add(cw.n - start)
 	l.syncRecords.Add(int64(sent))
+	l.sent.Add(int64(sent))
 	m.log.Info("caught up neighbour", "peer", c.peer, "records", sent, "bytes", cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
 	hb := time.NewTicker(m.cfg.Heartbeat.D)
 	defer hb.Stop()
@@ -580,11 +587,12 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 		select {
 		case it := <-c.out:
 			deadline()
-			last := writeItem(w, it)
+			n, last := writeItem(w, it, 0)
 			// Drain what is already queued before one flush.
-			for n := len(c.out); n > 0; n-- {
-				last = writeItem(w, <-c.out)
+			for k := len(c.out); k > 0; k-- {
+				n, last = writeItem(w, <-c.out, n)
 			}
+			l.sent.Add(n)
 			w.WriteString("SEQ ")
 			w.Write(strconv.AppendUint(nil, last, 10))
 			w.WriteByte('\n')
@@ -616,12 +624,15 @@ func (m *Manager) retire(w *bufio.Writer, c *conn) {
 	c.close("replaced by a newer connection")
 }
 
-func writeItem(w *bufio.Writer, it item) uint64 {
+// writeItem writes one queued change (unless it goes back where it came
+// from) and returns the count of lines written so far and its Seq.
+func writeItem(w *bufio.Writer, it item, n int64) (int64, uint64) {
 	if !it.skip {
 		w.WriteString(it.line)
 		w.WriteByte('\n')
+		n++
 	}
-	return it.seq
+	return n, it.seq
 }
 
 // countingWriter counts the bytes written through it.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"herd/internal/location"
+	"herd/internal/metrics"
 	"herd/internal/peer"
 	"herd/internal/places"
 	"herd/internal/protocol"
@@ -20,8 +21,10 @@ import (
 // is non-nil is being computed (a WHATSAT waiting for the places service);
 // buf is valid once done is closed.
 type reply struct {
-	buf  []byte
-	done chan struct{}
+	buf   []byte
+	done  chan struct{}
+	cmd   string    // metrics.Cmd*: for the reply latency
+	start time.Time // when the command was read
 }
 
 var replyPool = sync.Pool{New: func() any { return &reply{buf: make([]byte, 0, 256)} }}
@@ -41,6 +44,7 @@ func (s *Server) handleClient(nc net.Conn) {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
+		s.o.Metrics.ConnRejected()
 		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.o.Client.MaxConns)
 		nc.Close()
 		return
@@ -50,6 +54,8 @@ func (s *Server) handleClient(nc net.Conn) {
 		return
 	}
 	defer s.removeConn(nc)
+	s.o.Metrics.ConnOpened()
+	defer s.o.Metrics.ConnClosed()
 	s.log.Info("client connected", "client", remote)
 	c := &clientConn{s: s, nc: nc, remote: remote, q: make(chan *reply, s.o.Client.MaxPipeline)}
 	r := bufio.NewReaderSize(nc, s.o.Client.MaxLineBytes)
@@ -120,6 +126,8 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 		rp := replyPool.Get().(*reply)
 		rp.buf = append(append(rp.buf[:0], "? "...), rej.Line...)
 		rp.buf = append(rp.buf, '\n')
+		rp.cmd, rp.start = metrics.CmdInvalid, time.Now()
+		c.s.o.Metrics.Command(metrics.CmdInvalid, metrics.OutcomeInvalid)
 		c.q <- rp
 		return true
 	}
@@ -147,18 +155,25 @@ func (c *clientConn) dispatch(raw []byte) {
 	s.log.Info("client input", "client", c.remote, "line", string(line))
 	rp := replyPool.Get().(*reply)
 	rp.buf = rp.buf[:0]
+	rp.start = recv
 	cmd, err := protocol.Parse(line)
 	if err == nil {
 		switch cmd.Kind {
 		case protocol.KindIAMAT:
+			rp.cmd = metrics.CmdIAMAT
 			rp.buf = c.iamat(rp.buf, recv, &cmd)
 		case protocol.KindWHATSAT:
-			if c.whatsat(rp, line, &cmd) {
+			rp.cmd = metrics.CmdWHATSAT
+			if c.whatsat(rp, &cmd) {
 				c.q <- rp
 				return
 			}
+			s.o.Metrics.Command(metrics.CmdWHATSAT, metrics.OutcomeUnknownClient)
 			err = errUnknownClient
 		}
+	} else {
+		rp.cmd = metrics.CmdInvalid
+		s.o.Metrics.Command(metrics.CmdInvalid, metrics.OutcomeInvalid)
 	}
 	if err != nil {
 		s.log.Info("invalid command", "client", c.remote, "line", string(line), "err", err.Error())
@@ -175,6 +190,7 @@ var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
 func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []byte {
 	s := c.s
 	if old, ok := s.o.Table.GetBytes(cmd.Client); ok && old.Time.Compare(cmd.Time) >= 0 {
+		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
 		return append(dst, old.Line...)
 	}
 	start := len(dst)
@@ -188,14 +204,16 @@ func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []
 	// every neighbour: the flood starts before the client sees its reply,
 	// so a client that asks another server right after finds it on its way.
 	if stored, changed := s.o.Table.ApplyLocal(rec); !changed {
+		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
 		return append(dst[:start], stored.Line...)
 	}
+	s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeOK)
 	return dst
 }
 
 // whatsat starts answering a WHATSAT for a known client and reports whether
 // it did; the reply's done channel is closed when buf holds the answer.
-func (c *clientConn) whatsat(rp *reply, line []byte, cmd *protocol.Command) bool {
+func (c *clientConn) whatsat(rp *reply, cmd *protocol.Command) bool {
 	s := c.s
 	rec, ok := s.o.Table.GetBytes(cmd.Client)
 	if !ok {
@@ -211,11 +229,20 @@ func (c *clientConn) whatsat(rp *reply, line []byte, cmd *protocol.Command) bool
 		defer close(rp.done)
 		ctx, cancel := context.WithTimeout(s.ctx, s.o.PlacesTimeout)
 		defer cancel()
+		start := time.Now()
 		resp, err := s.o.Finder.Nearby(ctx, q)
-		if err != nil {
+		result, outcome := "ok", metrics.OutcomeOK
+		switch {
+		case err != nil:
+			result, outcome = "error", metrics.OutcomePlacesError
 			s.log.Warn("places lookup failed", "client", c.remote, "err", err.Error())
 			resp = places.ErrorResponse(places.StatusUnknownError, "places service failed: "+err.Error())
+		case resp.Status != places.StatusOK && resp.Status != places.StatusZeroResults:
+			result, outcome = "status", metrics.OutcomePlacesError
+			s.log.Warn("places lookup answered "+resp.Status, "client", c.remote, "error_message", resp.ErrorMessage)
 		}
+		s.o.Metrics.Places(time.Since(start), result)
+		s.o.Metrics.Command(metrics.CmdWHATSAT, outcome)
 		rp.buf = appendWhatsat(rp.buf[:0], rec.Line, resp.Render(q.Bound))
 	}()
 	return true
@@ -267,6 +294,7 @@ func (c *clientConn) writeLoop() {
 			if !broken && len(c.q) == 0 {
 				broken = c.flush(w) != nil
 			}
+			s.o.Metrics.Reply(rp.cmd, time.Since(rp.start))
 		}
 		if cap(rp.buf) <= 64<<10 {
 			replyPool.Put(rp)

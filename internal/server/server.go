@@ -13,6 +13,7 @@ import (
 
 	"herd/internal/config"
 	"herd/internal/location"
+	"herd/internal/metrics"
 	"herd/internal/peer"
 	"herd/internal/places"
 )
@@ -33,6 +34,8 @@ type Options struct {
 	AcceptPeersOnClientPort bool
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
+	// Metrics records what the server does; nil records nothing.
+	Metrics *metrics.Server
 }
 
 // Server serves clients of one herd member.

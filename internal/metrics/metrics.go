@@ -1,0 +1,258 @@
+// Package metrics holds one server's Prometheus metrics. Counters on the
+// hot path (connections, commands, reply latency) are updated as things
+// happen; figures other packages already keep (links, clients known, the
+// places cache) are read when Prometheus scrapes, through a Source.
+//
+// Every method is safe on a nil *Server, which records nothing, so code
+// and tests that do not care about metrics pass nil.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Command outcomes, the values of the outcome label.
+const (
+	OutcomeOK            = "ok"             // IAMAT stored, WHATSAT answered from an OK or ZERO_RESULTS lookup
+	OutcomeStale         = "stale"          // IAMAT not newer than the stored location: answered with the stored line
+	OutcomeUnknownClient = "unknown_client" // WHATSAT for a client the herd does not know
+	OutcomePlacesError   = "places_error"   // WHATSAT answered with a non-OK places status
+	OutcomeInvalid       = "invalid"        // anything answered with "? "
+)
+
+// Commands, the values of the command label.
+const (
+	CmdIAMAT   = "IAMAT"
+	CmdWHATSAT = "WHATSAT"
+	CmdInvalid = "invalid"
+)
+
+// Server is the metrics of one herd server.
+type Server struct {
+	reg *prometheus.Registry
+
+	connsOpen     prometheus.Gauge
+	connsTotal    prometheus.Counter
+	connsRejected prometheus.Counter
+	commands      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	placesLatency prometheus.Histogram
+	placesCalls   *prometheus.CounterVec
+
+	// Pre-resolved children for the hot path.
+	iamatOK, iamatStale, whatsatOK, whatsatUnknown, whatsatPlaces, invalid prometheus.Counter
+	latIAMAT, latWHATSAT, latInvalid                                       prometheus.Observer
+}
+
+// Source gives the figures read at scrape time.
+type Source func() Snapshot
+
+// Snapshot is what a Source reports.
+type Snapshot struct {
+	Clients int
+	Links   []Link
+	Places  *Places // nil when the provider has no cache
+}
+
+// Link is one peer link's figures.
+type Link struct {
+	Peer                   string
+	Up                     bool
+	Queued                 int
+	Reconnects, Dropped    int64 // connections established; updates dropped on a full queue
+	Refused                int64 // dials that failed the handshake
+	Received, Sent         int64 // updates received from and sent to the neighbour
+	SyncRecords, SyncBytes int64 // catch-up sent to the neighbour
+}
+
+// Places is the places cache's figures.
+type Places struct {
+	Hits, Misses, Shared, UpstreamCalls, UpstreamErrors, UpstreamNotOK, RateLimited, Evictions uint64
+	Entries                                                                                    int
+}
+
+// New creates the metrics of server name, with Go runtime and process
+// metrics, reading scrape-time figures from src (which may be nil).
+func New(name string, src Source) *Server {
+	reg := prometheus.NewRegistry()
+	labels := prometheus.Labels{"server": name}
+	f := func(o prometheus.Opts) prometheus.Opts { o.ConstLabels = labels; return o }
+	m := &Server{reg: reg}
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts(f(prometheus.Opts{Name: "herd_client_connections_open", Help: "Client connections open now."})))
+	m.connsTotal = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_total", Help: "Connections accepted on the client port (peers that share the port included)."})))
+	m.connsRejected = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_rejected_total", Help: "Client connections closed at once because max_conns was reached."})))
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_commands_total", Help: "Client commands by command and outcome."})), []string{"command", "outcome"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "herd_reply_duration_seconds", Help: "Time from reading a command to writing its reply.", ConstLabels: labels,
+		Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"command"})
+	m.placesLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "herd_places_duration_seconds", Help: "Time a WHATSAT waited for the places provider (cache included).", ConstLabels: labels,
+		Buckets: []float64{10e-6, 100e-6, 1e-3, 10e-3, 50e-3, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	m.placesCalls = prometheus.NewCounterVec(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_places_lookups_total", Help: "WHATSAT lookups by result: ok (OK or ZERO_RESULTS), status (another Google status) or error (no answer)."})), []string{"result"})
+	reg.MustRegister(m.connsOpen, m.connsTotal, m.connsRejected, m.commands, m.latency, m.placesLatency, m.placesCalls,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if src != nil {
+		reg.MustRegister(&collector{src: src, labels: labels})
+	}
+	m.iamatOK = m.commands.WithLabelValues(CmdIAMAT, OutcomeOK)
+	m.iamatStale = m.commands.WithLabelValues(CmdIAMAT, OutcomeStale)
+	m.whatsatOK = m.commands.WithLabelValues(CmdWHATSAT, OutcomeOK)
+	m.whatsatUnknown = m.commands.WithLabelValues(CmdWHATSAT, OutcomeUnknownClient)
+	m.whatsatPlaces = m.commands.WithLabelValues(CmdWHATSAT, OutcomePlacesError)
+	m.invalid = m.commands.WithLabelValues(CmdInvalid, OutcomeInvalid)
+	m.latIAMAT = m.latency.WithLabelValues(CmdIAMAT)
+	m.latWHATSAT = m.latency.WithLabelValues(CmdWHATSAT)
+	m.latInvalid = m.latency.WithLabelValues(CmdInvalid)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Server) Handler() http.Handler {
+	if m == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is the server's registry (tests, extra collectors).
+func (m *Server) Registry() *prometheus.Registry {
+	if m == nil {
+		return nil
+	}
+	return m.reg
+}
+
+// ConnOpened counts an accepted client connection.
+func (m *Server) ConnOpened() {
+	if m != nil {
+		m.connsTotal.Inc()
+		m.connsOpen.Inc()
+	}
+}
+
+// ConnClosed counts a client connection that ended.
+func (m *Server) ConnClosed() {
+	if m != nil {
+		m.connsOpen.Dec()
+	}
+}
+
+// ConnRejected counts a connection refused at max_conns.
+func (m *Server) ConnRejected() {
+	if m != nil {
+		m.connsRejected.Inc()
+	}
+}
+
+// Command counts one command with its outcome (the constants above).
+func (m *Server) Command(cmd, outcome string) {
+	if m == nil {
+		return
+	}
+	switch {
+	case cmd == CmdIAMAT && outcome == OutcomeOK:
+		m.iamatOK.Inc()
+	case cmd == CmdIAMAT && outcome == OutcomeStale:
+		m.iamatStale.Inc()
+	case cmd == CmdWHATSAT && outcome == OutcomeOK:
+		m.whatsatOK.Inc()
+	case cmd == CmdWHATSAT && outcome == OutcomeUnknownClient:
+		m.whatsatUnknown.Inc()
+	case cmd == CmdWHATSAT && outcome == OutcomePlacesError:
+		m.whatsatPlaces.Inc()
+	case outcome == OutcomeInvalid:
+		m.invalid.Inc()
+	default:
+		m.commands.WithLabelValues(cmd, outcome).Inc()
+	}
+}
+
+// Reply records the time from reading a command to writing its reply.
+func (m *Server) Reply(cmd string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	s := d.Seconds()
+	switch cmd {
+	case CmdIAMAT:
+		m.latIAMAT.Observe(s)
+	case CmdWHATSAT:
+		m.latWHATSAT.Observe(s)
+	default:
+		m.latInvalid.Observe(s)
+	}
+}
+
+// Places records one places lookup: how long it took and its result
+// ("ok", "status" or "error").
+func (m *Server) Places(d time.Duration, result string) {
+	if m == nil {
+		return
+	}
+	m.placesLatency.Observe(d.Seconds())
+	m.placesCalls.WithLabelValues(result).Inc()
+}
+
+// collector turns a Snapshot into metrics at scrape time.
+type collector struct {
+	src    Source
+	labels prometheus.Labels
+}
+
+var (
+	descClients   = "herd_clients_known"
+	linkMetrics   = []string{"herd_peer_link_up", "herd_peer_queue_length", "herd_peer_reconnects_total", "herd_flood_dropped_total", "herd_peer_handshake_failures_total", "herd_flood_received_total", "herd_flood_sent_total", "herd_catchup_records_total", "herd_catchup_bytes_total"}
+	linkHelp      = []string{"1 while the link to the neighbour is up.", "Updates queued toward the neighbour.", "Connections established with the neighbour.", "Updates dropped because the neighbour's queue was full (the link is then resynced).", "Dials whose handshake failed (wrong secret, wrong name…).", "Updates received from the neighbour.", "Updates sent to the neighbour.", "Records sent to catch the neighbour up after (re)connection.", "Bytes sent to catch the neighbour up after (re)connection."}
+	placesMetrics = []string{"herd_places_cache_hits_total", "herd_places_cache_misses_total", "herd_places_cache_shared_total", "herd_places_upstream_calls_total", "herd_places_upstream_errors_total", "herd_places_upstream_not_ok_total", "herd_places_rate_limited_total", "herd_places_cache_evictions_total", "herd_places_cache_entries"}
+	placesHelp    = []string{"Lookups answered from the cache.", "Lookups not in the cache.", "Lookups that shared another identical lookup's upstream call.", "Calls to the places provider.", "Upstream calls that failed.", "Upstream answers with a status other than OK or ZERO_RESULTS.", "Lookups refused by the upstream rate limit.", "Cache entries evicted for space.", "Answers in the cache."}
+)
+
+func (c *collector) desc(name, help string, variable ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, variable, c.labels)
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc(descClients, "Clients whose location this server knows.")
+	for i, n := range linkMetrics {
+		ch <- c.desc(n, linkHelp[i], "peer")
+	}
+	for i, n := range placesMetrics {
+		ch <- c.desc(n, placesHelp[i])
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src()
+	ch <- prometheus.MustNewConstMetric(c.desc(descClients, "Clients whose location this server knows."), prometheus.GaugeValue, float64(s.Clients))
+	for _, l := range s.Links {
+		up := 0.0
+		if l.Up {
+			up = 1
+		}
+		vals := []float64{up, float64(l.Queued), float64(l.Reconnects), float64(l.Dropped), float64(l.Refused), float64(l.Received), float64(l.Sent), float64(l.SyncRecords), float64(l.SyncBytes)}
+		for i, n := range linkMetrics {
+			t := prometheus.CounterValue
+			if i < 2 {
+				t = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc(n, linkHelp[i], "peer"), t, vals[i], l.Peer)
+		}
+	}
+	if p := s.Places; p != nil {
+		vals := []float64{float64(p.Hits), float64(p.Misses), float64(p.Shared), float64(p.UpstreamCalls), float64(p.UpstreamErrors), float64(p.UpstreamNotOK), float64(p.RateLimited), float64(p.Evictions), float64(p.Entries)}
+		for i, n := range placesMetrics {
+			t := prometheus.CounterValue
+			if i == len(placesMetrics)-1 {
+				t = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(c.desc(n, placesHelp[i]), t, vals[i])
+		}
+	}
+}
