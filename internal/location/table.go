@@ -28,6 +28,7 @@ type Record struct {
 	Client string        // the client id; a substring of Line
 	Time   protocol.Time // the client's time from Line
 	Seq    uint64        // this server's change number when it stored the record; set by the Table
+	From   string        // the neighbour it came from; empty for a client's IAMAT (or unknown); set by the Table
 }
 
 // NewRecord builds a record from an AT line, validating it. White space
@@ -185,7 +186,7 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool) {
 		}
 	}
 	t.seq++
-	r.Seq = t.seq
+	r.Seq, r.From = t.seq, from
 	s.m[r.Client] = r
 	s.mu.Unlock()
 	for _, h := range t.hooks {

@@ -548,15 +548,19 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 		return
 	}
 	from, ok := m.deltaFrom(req.Epoch, req.Seq)
-	if !ok || from > c.base {
-		from = 0 // not our history (or ahead of it): send everything
+	if !ok {
+		from = 0 // not our history: send everything
 	}
+	// A position past base is real when another connection to the same
+	// neighbour delivered more meanwhile; what follows base comes through
+	// c.out anyway.
+	from = min(from, c.base)
 	start := cw.n
 	var werr error
 	sent := 0
 	m.table.Range(func(r location.Record) bool {
-		if r.Seq <= from || r.Seq > c.base {
-			return true // the neighbour has it, or it comes through c.out
+		if r.Seq <= from || r.Seq > c.base || r.From == c.peer {
+			return true // the neighbour has it, it came from there, or it comes through c.out
 		}
 		if werr == nil {
 			_, werr = w.WriteString(r.Line)
