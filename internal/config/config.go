@@ -21,6 +21,7 @@ type Config struct {
 
 	LogDir         string `toml:"log_dir"`          // each server logs to <LogDir>/<name>.log; empty: no log files
 	DataDir        string `toml:"data_dir"`         // durable state under <DataDir>/<name>/; empty: memory only
+	DataSync       string `toml:"data_sync"`        // "always": an IAMAT is answered once fsynced; "fast": once written (fsync within 50ms)
 	PeerSecretFile string `toml:"peer_secret_file"` // shared secret for peer links
 
 	Client ClientConfig `toml:"client"`
@@ -94,6 +95,9 @@ func Default() *Config {
 func (c *Config) setDefaults() {
 	if c.LogDir == "" {
 		c.LogDir = "logs"
+	}
+	if c.DataSync == "" {
+		c.DataSync = "always"
 	}
 	cl := &c.Client
 	setInt(&cl.MaxLineBytes, 4096)
@@ -233,6 +237,9 @@ func (c *Config) Validate() error {
 			}
 			seen[n] = true
 		}
+	}
+	if c.DataSync != "always" && c.DataSync != "fast" {
+		return fail("data_sync", "unknown mode %q: want \"always\" or \"fast\"", c.DataSync)
 	}
 	if !contains(Providers, c.Places.Provider) {
 		return fail("places.provider", "unknown provider %q: want one of %s", c.Places.Provider, strings.Join(Providers, ", "))

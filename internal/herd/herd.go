@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +24,8 @@ import (
 	"herd/internal/places"
 	"herd/internal/places/cache"
 	"herd/internal/server"
+	"herd/internal/status"
+	"herd/internal/store"
 )
 
 // Options says what to run.
@@ -46,9 +49,10 @@ type Herd struct {
 	o   Options
 	cfg *config.Config
 
-	mu      sync.Mutex
-	members map[string]*Member // guarded by mu
-	addrs   map[string]string  // guarded by mu: name -> resolved peer address
+	mu           sync.Mutex
+	members      map[string]*Member // guarded by mu
+	addrs        map[string]string  // guarded by mu: name -> resolved peer address
+	metricsAddrs map[string]string  // guarded by mu: name -> resolved metrics address
 }
 
 // Member is one running server.
@@ -61,6 +65,10 @@ type Member struct {
 	Peers       *peer.Manager
 	Server      *server.Server
 	Metrics     *metrics.Server
+	Store       *store.Store // nil without data_dir
+	Recent      *status.Recent
+	started     time.Time
+	h           *Herd
 	log         *logging.File
 	web         *http.Server  // the metrics listener, nil without one
 	done        chan struct{} // closed when the accept loops have returned
@@ -69,7 +77,7 @@ type Member struct {
 // Start listens on the addresses of every member (so clients can connect
 // at once), then starts their links. On error nothing is left running.
 func Start(o Options) (*Herd, error) {
-	h := &Herd{o: o, cfg: o.Config, members: map[string]*Member{}, addrs: map[string]string{}}
+	h := &Herd{o: o, cfg: o.Config, members: map[string]*Member{}, addrs: map[string]string{}, metricsAddrs: map[string]string{}}
 	if h.o.Progress == nil {
 		h.o.Progress = logging.Discard()
 	}
@@ -79,6 +87,7 @@ func Start(o Options) (*Herd, error) {
 	}
 	for _, s := range o.Config.Servers {
 		h.addrs[s.Name] = s.PeerAddrOf()
+		h.metricsAddrs[s.Name] = s.Metrics
 	}
 	type bound struct {
 		s             config.Server
@@ -146,7 +155,8 @@ func listen(addr string) (net.Listener, error) {
 }
 
 func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member, error) {
-	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), Table: location.NewTable(), done: make(chan struct{})}
+	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), Table: location.NewTable(), done: make(chan struct{}),
+		Recent: status.NewRecent(50), started: time.Now(), h: h}
 	m.PeerAddr = m.ClientAddr
 	if pln != nil {
 		m.PeerAddr = pln.Addr().String()
@@ -163,16 +173,28 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		logger.Warn("no peer secret configured: peer links are not authenticated")
 	}
 	progress := h.o.Progress.With("server", s.Name)
+	dur, err := m.openStore(h.cfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", s.Name, err)
+	}
+	if dur.runs != nil {
+		progress.Info("recovered state", "dir", filepath.Join(h.cfg.DataDir, s.Name), "clients", m.Table.Len(), "seq", m.Table.Seq())
+	}
 	var neighbors []peer.Neighbor
 	h.mu.Lock()
 	for _, n := range h.cfg.Links(s.Name) {
 		neighbors = append(neighbors, peer.Neighbor{Name: n, Addr: h.addrs[n]})
 	}
 	h.mu.Unlock()
-	m.Peers = peer.New(peer.Options{
+	po := peer.Options{
 		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Secret: h.o.Secret,
 		Table: m.Table, Logger: teeLogger(logger, progress),
-	})
+	}
+	if dur.runs != nil {
+		po.Epoch, po.DeltaFrom, po.Positions = dur.runs.current(), dur.runs.deltaFrom, dur.positions
+		po.OnPosition = func(p string, pos peer.Pos) { m.Store.MarkPeer(p, store.PeerPos{Epoch: pos.Epoch, Seq: pos.Seq}) }
+	}
+	m.Peers = peer.New(po)
 	var finder places.Finder
 	if h.o.NewFinder != nil {
 		finder = h.o.NewFinder(s.Name)
@@ -186,8 +208,20 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
 		AcceptPeersOnClientPort: pln == nil,
 	})
+	if m.Store != nil {
+		m.Server.SetDurable(m.Store.Notify)
+	}
 	if mln != nil {
 		m.MetricsAddr = mln.Addr().String()
+		h.mu.Lock()
+		h.metricsAddrs[s.Name] = m.MetricsAddr
+		h.mu.Unlock()
+		m.Table.OnChange(func(r location.Record, from string) {
+			if from == "" {
+				from = status.FromClient
+			}
+			m.Recent.Add(status.Update{Time: time.Now(), Client: r.Client, Line: r.Line, From: from})
+		})
 		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second}
 		go m.web.Serve(mln)
 	}
@@ -307,6 +341,11 @@ func (m *Member) stop(ctx context.Context) error {
 	m.Peers.Close()
 	err := m.Server.Shutdown(ctx)
 	<-m.done
+	if m.Store != nil {
+		if serr := m.Store.Close(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
 	if m.log != nil {
 		m.log.Logger.Info("stopped")
 		m.log.Close()
@@ -359,12 +398,28 @@ func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
 	return s
 }
 
-// webHandler serves /metrics and /healthz on the metrics listener.
+// webHandler serves the status page, its API, /metrics and /healthz on
+// the metrics listener.
 func (m *Member) webHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Metrics.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	return mux
+	return status.Handler(m.state, m.Metrics.Handler())
+}
+
+// state describes the member for the status page.
+func (m *Member) state() status.State {
+	st := status.State{
+		Server: m.Name, Addr: m.ClientAddr, PeerAddr: m.PeerAddr, Started: m.started,
+		Clients: m.Table.Len(), Counters: m.Metrics.Counts(), Recent: m.Recent.List(),
+	}
+	for _, l := range m.Peers.Links() {
+		st.Links = append(st.Links, status.Link{Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, SyncRecords: l.SyncRecords})
+	}
+	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Peer < st.Links[j].Peer })
+	m.h.mu.Lock()
+	for _, s := range m.h.cfg.Servers {
+		st.Herd = append(st.Herd, status.Node{Name: s.Name, Addr: s.Addr, Metrics: m.h.metricsAddrs[s.Name], Neighbors: m.h.cfg.Links(s.Name)})
+	}
+	m.h.mu.Unlock()
+	return st
 }
 
 // unavailable is the finder of a herd started without one.
@@ -372,4 +427,62 @@ type unavailable struct{}
 
 func (unavailable) Nearby(context.Context, places.Query) (*places.Response, error) {
 	return places.ErrorResponse("REQUEST_DENIED", "no places provider is configured"), nil
+}
+
+// durability is what a member recovered from its data directory.
+type durability struct {
+	runs      runs                // nil without data_dir
+	positions map[string]peer.Pos // how far we had each neighbour's changes
+}
+
+// openStore opens the member's data directory, if the config has one,
+// loads what it holds into the table, and makes the table log every change.
+func (m *Member) openStore(cfg *config.Config, logger *slog.Logger) (durability, error) {
+	if cfg.DataDir == "" {
+		return durability{}, nil
+	}
+	dir := filepath.Join(cfg.DataDir, m.Name)
+	mode := store.SyncAlways
+	if cfg.DataSync == "fast" {
+		mode = store.SyncFast
+	}
+	o := store.Options{Dir: dir, Sync: mode, Logger: logger}
+	o.Compact = func() {
+		if err := m.Store.Snapshot(m.entries); err != nil {
+			logger.Error("snapshot failed", "err", err.Error())
+		}
+	}
+	st, state, err := store.Open(o)
+	if err != nil {
+		return durability{}, err
+	}
+	recs := make([]location.Record, 0, len(state.Entries))
+	for _, e := range state.Entries {
+		r, err := location.NewRecord([]byte(e.Line))
+		if err != nil {
+			logger.Warn("skipping a bad record in the data directory", "seq", e.Seq, "err", err.Error())
+			continue
+		}
+		r.Seq = e.Seq
+		recs = append(recs, r)
+	}
+	m.Table.Restore(recs, state.Seq)
+	rs, err := startRun(dir, m.Table.Seq())
+	if err != nil {
+		st.Close()
+		return durability{}, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	m.Store = st
+	m.Table.OnChange(func(r location.Record, _ string) { st.Append(r.Seq, r.Line, nil) })
+	d := durability{runs: rs, positions: map[string]peer.Pos{}}
+	for name, p := range state.Peers {
+		d.positions[name] = peer.Pos{Epoch: p.Epoch, Seq: p.Seq}
+	}
+	logger.Info("recovered state", "dir", dir, "clients", m.Table.Len(), "seq", m.Table.Seq(), "sync", mode.String())
+	return d, nil
+}
+
+// entries yields the table's records for a snapshot.
+func (m *Member) entries(yield func(store.Entry) bool) {
+	m.Table.Range(func(r location.Record) bool { return yield(store.Entry{Seq: r.Seq, Line: r.Line}) })
 }

@@ -68,3 +68,19 @@ func grep(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestStatusAPI(t *testing.T) {
+	h := startHerd(t, defaultConfig(t), nil)
+	ask(t, h.Member("Hands").ClientAddr, "IAMAT status-client +1+1 1")
+	welsh := h.Member("Welsh")
+	waitFor(t, 5*time.Second, "Welsh to learn it", func() bool { return known(welsh, "status-client") != "" })
+	body := get(t, "http://"+welsh.MetricsAddr+"/api/state")
+	for _, want := range []string{`"server":"Welsh"`, `"clients":1`, `"client":"status-client"`, `"from":"Holiday"`, `"peer":"Holiday","up":true`, `"name":"Goloman"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/api/state lacks %s:\n%s", want, body)
+		}
+	}
+	if page := get(t, "http://"+welsh.MetricsAddr+"/"); !strings.Contains(page, "<svg") && !strings.Contains(page, "<html") {
+		t.Errorf("status page: %.200s", page)
+	}
+}

@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Server struct {
 	latency       *prometheus.HistogramVec
 	placesLatency prometheus.Histogram
 	placesCalls   *prometheus.CounterVec
+
+	// Plain counts for the status page.
+	nIAMAT, nWHATSAT, nInvalid, nOpen atomic.Int64
 
 	// Pre-resolved children for the hot path.
 	iamatOK, iamatStale, whatsatOK, whatsatUnknown, whatsatPlaces, invalid prometheus.Counter
@@ -134,6 +138,7 @@ func (m *Server) ConnOpened() {
 	if m != nil {
 		m.connsTotal.Inc()
 		m.connsOpen.Inc()
+		m.nOpen.Add(1)
 	}
 }
 
@@ -141,6 +146,7 @@ func (m *Server) ConnOpened() {
 func (m *Server) ConnClosed() {
 	if m != nil {
 		m.connsOpen.Dec()
+		m.nOpen.Add(-1)
 	}
 }
 
@@ -155,6 +161,14 @@ func (m *Server) ConnRejected() {
 func (m *Server) Command(cmd, outcome string) {
 	if m == nil {
 		return
+	}
+	switch cmd {
+	case CmdIAMAT:
+		m.nIAMAT.Add(1)
+	case CmdWHATSAT:
+		m.nWHATSAT.Add(1)
+	default:
+		m.nInvalid.Add(1)
 	}
 	switch {
 	case cmd == CmdIAMAT && outcome == OutcomeOK:
@@ -171,6 +185,18 @@ func (m *Server) Command(cmd, outcome string) {
 		m.invalid.Inc()
 	default:
 		m.commands.WithLabelValues(cmd, outcome).Inc()
+	}
+}
+
+// Counts returns plain totals for the status page: commands by kind and
+// open connections.
+func (m *Server) Counts() map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	return map[string]float64{
+		"iamat": float64(m.nIAMAT.Load()), "whatsat": float64(m.nWHATSAT.Load()),
+		"invalid": float64(m.nInvalid.Load()), "conns_open": float64(m.nOpen.Load()),
 	}
 }
 

@@ -162,6 +162,12 @@ func (c *clientConn) dispatch(raw []byte) {
 		case protocol.KindIAMAT:
 			rp.cmd = metrics.CmdIAMAT
 			rp.buf = c.iamat(rp.buf, recv, &cmd)
+			if s.o.Durable != nil {
+				// Acknowledge only what is on disk (the stored line may
+				// also be a change another connection just made).
+				rp.done = make(chan struct{})
+				s.o.Durable(rp.done)
+			}
 		case protocol.KindWHATSAT:
 			rp.cmd = metrics.CmdWHATSAT
 			if c.whatsat(rp, &cmd) {
@@ -271,10 +277,14 @@ func (c *clientConn) writeLoop() {
 	broken := false
 	for rp := range c.q {
 		if rp.done != nil {
-			if !broken && w.Buffered() > 0 {
-				broken = c.flush(w) != nil
+			select {
+			case <-rp.done:
+			default: // not ready: send what is ready before waiting
+				if !broken && w.Buffered() > 0 {
+					broken = c.flush(w) != nil
+				}
+				<-rp.done
 			}
-			<-rp.done
 			rp.done = nil
 		}
 		if !broken {

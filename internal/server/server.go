@@ -36,6 +36,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics records what the server does; nil records nothing.
 	Metrics *metrics.Server
+	// Durable, if set, closes done once every change made so far is on
+	// disk; an IAMAT's reply waits for it.
+	Durable func(done chan struct{})
 }
 
 // Server serves clients of one herd member.
@@ -69,6 +72,9 @@ func New(o Options) *Server {
 	}
 	return s
 }
+
+// SetDurable sets Options.Durable; call it before Serve.
+func (s *Server) SetDurable(f func(done chan struct{})) { s.o.Durable = f }
 
 // ErrServerClosed is returned by Serve and ServePeers after Shutdown.
 var ErrServerClosed = errors.New("server closed")

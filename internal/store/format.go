@@ -1,0 +1,230 @@
+package store
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+const (
+	walMagic   = "HERDWAL\x00"
+	snapMagic  = "HERDSNP\x00"
+	version    = 1
+	headerSize = 48
+	recHdrSize = 8
+
+	// maxBody is the largest record body accepted; larger lengths are
+	// treated as damage.
+	maxBody = 16 << 20
+
+	recEntry = 1
+	recPeer  = 2
+	recEnd   = 3
+)
+
+// MaxLine is the longest line Append accepts.
+const MaxLine = maxBody - 1 - binary.MaxVarintLen64
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// header is the fixed header of a log segment or a snapshot.
+type header struct {
+	magic string
+	epoch uint64
+	a, b  uint64
+}
+
+func (h header) encode() []byte {
+	p := make([]byte, headerSize)
+	copy(p, h.magic)
+	binary.LittleEndian.PutUint32(p[8:], version)
+	binary.LittleEndian.PutUint64(p[16:], h.epoch)
+	binary.LittleEndian.PutUint64(p[24:], h.a)
+	binary.LittleEndian.PutUint64(p[32:], h.b)
+	binary.LittleEndian.PutUint32(p[40:], crc32.Checksum(p[:40], castagnoli))
+	return p
+}
+
+// decodeHeader parses a header of the given magic.
+func decodeHeader(p []byte, magic string) (header, error) {
+	if len(p) < headerSize {
+		return header{}, errors.New("header cut short")
+	}
+	if string(p[:8]) != magic {
+		return header{}, fmt.Errorf("bad magic %q", p[:8])
+	}
+	if crc32.Checksum(p[:40], castagnoli) != binary.LittleEndian.Uint32(p[40:]) {
+		return header{}, errors.New("header checksum mismatch")
+	}
+	if v := binary.LittleEndian.Uint32(p[8:]); v != version {
+		return header{}, fmt.Errorf("unsupported version %d", v)
+	}
+	h := header{
+		magic: magic,
+		epoch: binary.LittleEndian.Uint64(p[16:]),
+		a:     binary.LittleEndian.Uint64(p[24:]),
+		b:     binary.LittleEndian.Uint64(p[32:]),
+	}
+	if h.epoch == 0 {
+		return header{}, errors.New("zero epoch")
+	}
+	return h, nil
+}
+
+// beginRecord appends room for a record header to dst and returns the
+// offset of the record.
+func beginRecord(dst []byte) ([]byte, int) {
+	return append(dst, 0, 0, 0, 0, 0, 0, 0, 0), len(dst)
+}
+
+// endRecord fills in the header of the record that starts at off and runs
+// to the end of dst.
+func endRecord(dst []byte, off int) []byte {
+	rec := dst[off:]
+	binary.LittleEndian.PutUint32(rec, uint32(len(rec)-recHdrSize))
+	crc := crc32.Update(0, castagnoli, rec[:4])
+	crc = crc32.Update(crc, castagnoli, rec[recHdrSize:])
+	binary.LittleEndian.PutUint32(rec[4:], crc)
+	return dst
+}
+
+func appendEntry(dst []byte, seq uint64, line string) []byte {
+	dst, off := beginRecord(dst)
+	dst = append(dst, recEntry)
+	dst = binary.AppendUvarint(dst, seq)
+	dst = append(dst, line...)
+	return endRecord(dst, off)
+}
+
+func appendPeer(dst []byte, name string, pos PeerPos) []byte {
+	dst, off := beginRecord(dst)
+	dst = append(dst, recPeer)
+	dst = binary.AppendUvarint(dst, pos.Epoch)
+	dst = binary.AppendUvarint(dst, pos.Seq)
+	dst = append(dst, name...)
+	return endRecord(dst, off)
+}
+
+func appendEnd(dst []byte, entries, peers uint64) []byte {
+	dst, off := beginRecord(dst)
+	dst = append(dst, recEnd)
+	dst = binary.AppendUvarint(dst, entries)
+	dst = binary.AppendUvarint(dst, peers)
+	return endRecord(dst, off)
+}
+
+// record is a decoded record body. Bytes fields alias the body.
+type record struct {
+	typ  byte
+	a, b uint64 // entry: seq; peer: epoch, seq; end: entries, peers
+	text []byte // entry: line; peer: name
+}
+
+func decodeBody(body []byte) (record, error) {
+	r := record{typ: body[0]}
+	p := body[1:]
+	var n int
+	switch r.typ {
+	case recEntry:
+		if r.a, n = binary.Uvarint(p); n <= 0 {
+			return r, errors.New("bad entry seq")
+		}
+		r.text = p[n:]
+	case recPeer:
+		if r.a, n = binary.Uvarint(p); n <= 0 {
+			return r, errors.New("bad peer epoch")
+		}
+		p = p[n:]
+		if r.b, n = binary.Uvarint(p); n <= 0 {
+			return r, errors.New("bad peer seq")
+		}
+		r.text = p[n:]
+	case recEnd:
+		if r.a, n = binary.Uvarint(p); n <= 0 {
+			return r, errors.New("bad end record")
+		}
+		p = p[n:]
+		if r.b, n = binary.Uvarint(p); n <= 0 || n != len(p) {
+			return r, errors.New("bad end record")
+		}
+	default:
+		return r, fmt.Errorf("unknown record type %d", r.typ)
+	}
+	return r, nil
+}
+
+// damage describes a record that is cut short or fails its checksum.
+type damage struct {
+	off    int64 // offset of the record in the file
+	reason string
+}
+
+func (d *damage) Error() string { return fmt.Sprintf("offset %d: %s", d.off, d.reason) }
+
+// reader reads the records of a file after its header.
+type reader struct {
+	br  *bufio.Reader
+	off int64 // offset of the next record
+	big []byte
+}
+
+func newReader(r io.Reader, off int64) *reader {
+	return &reader{br: bufio.NewReaderSize(r, 256<<10), off: off}
+}
+
+// next returns the next record, io.EOF at a clean end, or a *damage. The
+// record's byte fields are valid until the next call.
+func (r *reader) next() (record, error) {
+	h, err := r.br.Peek(recHdrSize)
+	if len(h) == 0 && err == io.EOF {
+		return record{}, io.EOF
+	}
+	if len(h) < recHdrSize {
+		return record{}, r.damaged(err, "record header cut short")
+	}
+	n := int(binary.LittleEndian.Uint32(h))
+	if n == 0 || n > maxBody {
+		return record{}, &damage{r.off, fmt.Sprintf("bad record length %d", n)}
+	}
+	var rec []byte
+	peeked := recHdrSize+n <= r.br.Size()
+	if peeked {
+		rec, err = r.br.Peek(recHdrSize + n)
+		if len(rec) < recHdrSize+n {
+			return record{}, r.damaged(err, "record cut short")
+		}
+	} else {
+		if cap(r.big) < recHdrSize+n {
+			r.big = make([]byte, recHdrSize+n)
+		}
+		rec = r.big[:recHdrSize+n]
+		if _, err := io.ReadFull(r.br, rec); err != nil {
+			return record{}, r.damaged(err, "record cut short")
+		}
+	}
+	crc := crc32.Update(0, castagnoli, rec[:4])
+	crc = crc32.Update(crc, castagnoli, rec[recHdrSize:])
+	if crc != binary.LittleEndian.Uint32(rec[4:]) {
+		return record{}, &damage{r.off, "record checksum mismatch"}
+	}
+	d, err := decodeBody(rec[recHdrSize:])
+	if err != nil {
+		return record{}, &damage{r.off, err.Error()}
+	}
+	if peeked {
+		r.br.Discard(len(rec))
+	}
+	r.off += int64(len(rec))
+	return d, nil
+}
+
+// damaged turns a short read into a *damage, or passes an I/O error on.
+func (r *reader) damaged(err error, reason string) error {
+	if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+		return &damage{r.off, reason}
+	}
+	return err
+}

@@ -1,0 +1,419 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyncMode says when an append counts as done.
+type SyncMode int
+
+const (
+	// SyncAlways closes an append's done channel once the entry is fsynced.
+	// Appends that arrive during an fsync share the next one (group commit).
+	SyncAlways SyncMode = iota
+	// SyncFast closes an append's done channel once the entry is written to
+	// the operating system, and fsyncs within Options.FastInterval: a crash
+	// of the process loses nothing, a crash of the machine may lose the last
+	// few milliseconds.
+	SyncFast
+)
+
+// String returns "always" or "fast".
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncFast:
+		return "fast"
+	}
+	return fmt.Sprintf("SyncMode(%d)", int(m))
+}
+
+// DefaultFastInterval is the default Options.FastInterval.
+const DefaultFastInterval = 50 * time.Millisecond
+
+// DefaultCompactBytes is the default Options.CompactBytes.
+const DefaultCompactBytes = 64 << 20
+
+// Options configures a Store. The zero value of every field but Dir is a
+// usable default.
+type Options struct {
+	// Dir is the store's directory, <data_dir>/<server name>; it is
+	// created if missing.
+	Dir string
+	// Sync is the durability mode; the default is SyncAlways.
+	Sync SyncMode
+	// FastInterval bounds the delay between a write and its fsync in
+	// SyncFast mode; default DefaultFastInterval.
+	FastInterval time.Duration
+	// Compact, if set, is called in a goroutine of its own when the log
+	// outgrows max(CompactBytes, 2 × the size of the last snapshot); it
+	// should call Snapshot with the live table. It is not called again
+	// while it runs; if it fails to shrink the log, it is called again
+	// after the log grows by another CompactBytes. If Compact is nil,
+	// the log grows until the caller calls Snapshot.
+	Compact func()
+	// CompactBytes is the least log size that triggers Compact; default
+	// DefaultCompactBytes.
+	CompactBytes int64
+	// Logger receives warnings about damaged files and failures; default:
+	// discard.
+	Logger *slog.Logger
+
+	// beforeSync, if set, is called by the writer before each fsync of a
+	// batch (tests use it to hold a batch back).
+	beforeSync func()
+}
+
+// Entry is one change of the table: a client's AT line and the change
+// number this server gave it.
+type Entry struct {
+	Seq  uint64 // the server's change number of this record, increasing within an epoch
+	Line string // the AT line, without line ending
+}
+
+// PeerPos is how far this server has received a neighbour's changes: the
+// neighbour's epoch and the highest of its change numbers received.
+type PeerPos struct {
+	Epoch, Seq uint64
+}
+
+// State is what Open recovered.
+type State struct {
+	// Epoch is the random non-zero id of this store's history; a fresh
+	// directory gets a new one, which stays for the life of the directory.
+	Epoch uint64
+	// Seq is the highest change number recovered, 0 for a fresh directory.
+	Seq uint64
+	// Entries holds every entry recovered: the snapshot's, then the log's
+	// in the order appended. A client may appear more than once; the caller
+	// keeps the newest. Entries present in both the snapshot and the log
+	// appear once.
+	Entries []Entry
+	// Peers is the latest position recorded for each neighbour.
+	Peers map[string]PeerPos
+}
+
+// Stats are counters of a Store since Open.
+type Stats struct {
+	Appends      uint64        // entries appended
+	PeerMarks    uint64        // peer marks appended
+	Batches      uint64        // writes of a batch to the log
+	Fsyncs       uint64        // fsyncs of the log
+	BytesWritten uint64        // bytes written to the log
+	LastFsync    time.Duration // duration of the last fsync of the log
+	MaxFsync     time.Duration // longest fsync of the log
+	WrittenSeq   uint64        // highest seq written to the operating system
+	DurableSeq   uint64        // highest seq fsynced
+	LogBytes     int64         // size of the log segments on disk
+	Segments     int           // number of log segments on disk
+	Snapshots    uint64        // snapshots written
+	SnapshotSize int64         // size of the last snapshot, or of the one found by Open
+	LastSnapshot time.Duration // duration of the last Snapshot
+	Compactions  uint64        // calls of Options.Compact
+}
+
+// ErrClosed is returned by operations on a closed Store, and by Err after
+// Close.
+var ErrClosed = errors.New("store: closed")
+
+// segment is a log segment on disk.
+type segment struct {
+	num  uint64
+	size int64
+}
+
+// rotation is the writer's answer to a Snapshot's request for a new segment.
+type rotation struct {
+	num   uint64             // first segment not covered by the snapshot
+	seq   uint64             // highest seq appended before the rotation
+	peers map[string]PeerPos // peer positions at the rotation
+	err   error
+}
+
+// Store is an open store directory. Its methods are safe for concurrent use.
+type Store struct {
+	opts  Options
+	log   *slog.Logger
+	dir   string
+	epoch uint64 // immutable
+	lock  *os.File
+
+	kick       chan struct{} // capacity 1: wakes the writer
+	writerDone chan struct{}
+	syncKick   chan struct{} // capacity 1: wakes the syncer (SyncFast)
+	stopSync   chan struct{}
+	syncerDone chan struct{}
+	closing    atomic.Bool // set by Close; makes a running Snapshot give up
+
+	snapMu    sync.Mutex // held by Snapshot; Close takes it to wait for one
+	compactWG sync.WaitGroup
+
+	mu         sync.Mutex // guards the fields below
+	buf        []byte     // encoded records not yet taken by the writer
+	pending    []chan struct{}
+	lastSeq    uint64 // highest seq appended
+	peers      map[string]PeerPos
+	rotReq     chan rotation
+	closed     bool
+	ioErr      error // first write or fsync failure; stops the store
+	compacting bool
+	compactAt  int64
+	oldSegs    []segment // segments before cur, oldest first
+	cur        segment
+	stats      Stats
+
+	fileMu sync.Mutex // guards f; held by rotation and by the syncer's fsync
+	f      *os.File   // the newest segment; written only by the writer
+}
+
+// Open opens the store in o.Dir, creating it if needed, recovers its state
+// and starts a new log segment. A damaged log tail is logged and truncated;
+// a damaged snapshot is an error.
+func Open(o Options) (*Store, *State, error) {
+	if o.Dir == "" {
+		return nil, nil, errors.New("store: no directory")
+	}
+	if o.Sync != SyncAlways && o.Sync != SyncFast {
+		return nil, nil, fmt.Errorf("store: bad sync mode %d", o.Sync)
+	}
+	if o.FastInterval <= 0 {
+		o.FastInterval = DefaultFastInterval
+	}
+	if o.CompactBytes <= 0 {
+		o.CompactBytes = DefaultCompactBytes
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := mkdirDurable(o.Dir); err != nil {
+		return nil, nil, fmt.Errorf("store: %w", err)
+	}
+	lock, err := lockDir(o.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &Store{
+		opts:       o,
+		log:        log,
+		dir:        o.Dir,
+		lock:       lock,
+		kick:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	st, err := s.recover()
+	if err != nil {
+		unlockDir(lock)
+		return nil, nil, err
+	}
+	if o.Sync == SyncFast {
+		s.syncKick = make(chan struct{}, 1)
+		s.stopSync = make(chan struct{})
+		s.syncerDone = make(chan struct{})
+		go s.syncer()
+	}
+	go s.writer()
+	return s, st, nil
+}
+
+// Epoch returns the store's epoch.
+func (s *Store) Epoch() uint64 { return s.epoch }
+
+// Append adds an entry to the log and closes done (if not nil) when it is
+// durable under the Sync mode (see the package documentation), or when the
+// store has stopped. It never waits for the disk. The caller calls it in
+// increasing seq order, after the change is visible to the iterator it
+// passes to Snapshot. Append panics if line is longer than MaxLine.
+func (s *Store) Append(seq uint64, line string, done chan struct{}) {
+	if len(line) > MaxLine {
+		panic("store: line longer than MaxLine")
+	}
+	s.mu.Lock()
+	if s.closed || s.ioErr != nil {
+		s.mu.Unlock()
+		if done != nil {
+			close(done)
+		}
+		return
+	}
+	s.buf = appendEntry(s.buf, seq, line)
+	if done != nil {
+		s.pending = append(s.pending, done)
+	}
+	s.lastSeq = max(s.lastSeq, seq)
+	s.stats.Appends++
+	s.mu.Unlock()
+	s.kickWriter()
+}
+
+// Notify closes done once every entry appended before the call is durable
+// under the Sync mode, or when the store has stopped. It never waits. It
+// lets a caller whose entry was appended by someone else (for example a
+// change hook) wait for it.
+func (s *Store) Notify(done chan struct{}) {
+	s.mu.Lock()
+	if s.closed || s.ioErr != nil {
+		s.mu.Unlock()
+		close(done)
+		return
+	}
+	s.pending = append(s.pending, done)
+	s.mu.Unlock()
+	s.kickWriter()
+}
+
+// MarkPeer records that this server has received the changes of neighbour
+// name up to pos. It does not wait: the mark is written after every entry
+// appended before it, in the next batch (which it starts if none is
+// pending), so it is durable once that batch is, and at the latest once a
+// later append's done channel is closed. Marking often is cheap: marks
+// share batches and fsyncs with appends.
+func (s *Store) MarkPeer(name string, pos PeerPos) {
+	if len(name) > MaxLine {
+		panic("store: peer name longer than MaxLine")
+	}
+	s.mu.Lock()
+	if s.closed || s.ioErr != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.buf = appendPeer(s.buf, name, pos)
+	s.peers[name] = pos
+	s.stats.PeerMarks++
+	s.mu.Unlock()
+	s.kickWriter()
+}
+
+// Err returns the error that stopped the store: a failed write or fsync,
+// or ErrClosed after Close. If Err returns nil after an append's done
+// channel was closed, that append is durable under the Sync mode.
+func (s *Store) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ioErr != nil {
+		return s.ioErr
+	}
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// Close writes and fsyncs everything appended, closes the done channels of
+// all appends, waits for a running Snapshot or Compact to return, and
+// closes the files. Appends after Close are dropped, with their done
+// channels closed at once and Err returning ErrClosed. Close returns the
+// error that stopped the store, if any.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.closing.Store(true)
+	s.kickWriter()
+	<-s.writerDone
+	if s.stopSync != nil {
+		close(s.stopSync)
+		<-s.syncerDone
+	}
+	s.compactWG.Wait()
+	s.snapMu.Lock() // waits for a running Snapshot, which gives up on closing
+	s.snapMu.Unlock()
+	unlockDir(s.lock)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ioErr
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.LogBytes = s.logBytesLocked()
+	st.Segments = len(s.oldSegs) + 1
+	return st
+}
+
+func (s *Store) logBytesLocked() int64 {
+	n := s.cur.size
+	for _, sg := range s.oldSegs {
+		n += sg.size
+	}
+	return n
+}
+
+func (s *Store) kickWriter() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) segPath(num uint64) string {
+	return filepath.Join(s.dir, segName(num))
+}
+
+func segName(num uint64) string { return fmt.Sprintf("wal-%016x.log", num) }
+
+const (
+	snapName = "snapshot.dat"
+	tmpName  = "snapshot.tmp"
+)
+
+// mkdirDurable creates dir and any missing parents, and fsyncs the parent
+// of each directory it creates, so that the new directories survive a
+// crash along with the files later made durable in them.
+func mkdirDurable(dir string) error {
+	dir = filepath.Clean(dir)
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory, making the creation, renaming and removal of
+// its entries durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
