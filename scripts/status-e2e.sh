@@ -22,4 +22,4 @@ if [ ! -x "$chromium" ]; then
 fi
 
 echo "== status page end to end ($("$chromium" --version 2>/dev/null | head -n1))"
-HERD_E2E_REQUIRE=1 go test -count=1 -run '^TestStatusPage$' "$@" ./internal/status/e2e/
+HERD_E2E_REQUIRE=1 go test -count=1 -run '^TestStatusPage' "$@" ./internal/status/e2e/

@@ -410,8 +410,13 @@ func (m *Member) state() status.State {
 		Server: m.Name, Addr: m.ClientAddr, PeerAddr: m.PeerAddr, Started: m.started,
 		Clients: m.Table.Len(), Counters: m.Metrics.Counts(), Recent: m.Recent.List(),
 	}
+	var in, out int64
 	for _, l := range m.Peers.Links() {
 		st.Links = append(st.Links, status.Link{Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, SyncRecords: l.SyncRecords})
+		in, out = in+l.Received, out+l.Sent
+	}
+	if st.Counters != nil {
+		st.Counters["flood_in"], st.Counters["flood_out"] = float64(in), float64(out)
 	}
 	sort.Slice(st.Links, func(i, j int) bool { return st.Links[i].Peer < st.Links[j].Peer })
 	m.h.mu.Lock()
