@@ -87,15 +87,13 @@ func Default() *Config {
 			{Name: "Wilkes", Addr: "127.0.0.1:12004", Metrics: "127.0.0.1:13004", Neighbors: []string{"Goloman", "Hands", "Holiday"}},
 		},
 	}
+	c.LogDir = "logs"
 	c.setDefaults()
 	return c
 }
 
 // setDefaults fills every unset setting (not the servers).
 func (c *Config) setDefaults() {
-	if c.LogDir == "" {
-		c.LogDir = "logs"
-	}
 	if c.DataSync == "" {
 		c.DataSync = "always"
 	}
@@ -160,6 +158,9 @@ func Parse(name string, data []byte) (*Config, error) {
 			keys[i] = k.String()
 		}
 		return nil, fmt.Errorf("%s: unknown key %s", name, strings.Join(keys, ", "))
+	}
+	if !md.IsDefined("log_dir") {
+		c.LogDir = "logs" // an explicit log_dir = "" turns log files off
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -257,7 +258,6 @@ func (c *Config) Validate() error {
 		{"peer.dial_timeout", c.Peer.DialTimeout.D < 0},
 		{"peer.retry_max", c.Peer.RetryMax.D < 0},
 		{"peer.heartbeat", c.Peer.Heartbeat.D < 0},
-		{"peer.dead_after", c.Peer.DeadAfter.D <= c.Peer.Heartbeat.D},
 		{"peer.write_timeout", c.Peer.WriteTimeout.D < 0},
 		{"places.timeout", c.Places.Timeout.D < 0},
 		{"places.cache_ttl", c.Places.CacheTTL.D < 0},

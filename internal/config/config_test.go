@@ -117,6 +117,18 @@ addr = "127.0.0.1:2"
 	}
 }
 
+func TestLogDir(t *testing.T) {
+	const one = "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	c, err := Parse("h.toml", []byte(one))
+	if err != nil || c.LogDir != "logs" {
+		t.Fatalf("default log_dir %q, %v", c.LogDir, err)
+	}
+	c, err = Parse("h.toml", []byte("log_dir = \"\"\n"+one))
+	if err != nil || c.LogDir != "" {
+		t.Fatalf("log_dir = \"\" gave %q, %v; want log files off", c.LogDir, err)
+	}
+}
+
 func TestPortZeroMayRepeat(t *testing.T) {
 	_, err := Parse("h.toml", []byte("[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:0\"\n"))
 	if err != nil {

@@ -87,7 +87,7 @@ func New(name string, src Source) *Server {
 	labels := prometheus.Labels{"server": name}
 	f := func(o prometheus.Opts) prometheus.Opts { o.ConstLabels = labels; return o }
 	m := &Server{reg: reg}
-	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts(f(prometheus.Opts{Name: "herd_client_connections_open", Help: "Client connections open now."})))
+	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts(f(prometheus.Opts{Name: "herd_client_connections_open", Help: "Client connections open now (peer links excluded)."})))
 	m.connsTotal = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_total", Help: "Connections accepted on the client port (peers that share the port included)."})))
 	m.connsRejected = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_rejected_total", Help: "Client connections closed at once because max_conns was reached."})))
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_commands_total", Help: "Client commands by command and outcome."})), []string{"command", "outcome"})
@@ -147,6 +147,19 @@ func (m *Server) ConnClosed() {
 	if m != nil {
 		m.connsOpen.Dec()
 		m.nOpen.Add(-1)
+	}
+}
+
+// ConnToPeer takes a connection on the client port that became a peer link
+// out of the open client connections; ConnFromPeer puts it back when its
+// handshake was rejected and it goes on as a client.
+func (m *Server) ConnToPeer() { m.ConnClosed() }
+
+// ConnFromPeer undoes ConnToPeer.
+func (m *Server) ConnFromPeer() {
+	if m != nil {
+		m.connsOpen.Inc()
+		m.nOpen.Add(1)
 	}
 }
 

@@ -119,9 +119,11 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 // rejected line has been answered with "? ").
 func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	// The writer has nothing queued yet; it stays idle while the link runs.
+	c.s.o.Metrics.ConnToPeer()
 	err := c.s.o.Peers.Accept(c.nc, r, hello)
 	var rej *peer.Rejected
 	if errors.As(err, &rej) {
+		c.s.o.Metrics.ConnFromPeer()
 		c.s.log.Info("client input", "client", c.remote, "line", string(trimEOL(hello)))
 		rp := replyPool.Get().(*reply)
 		rp.buf = append(append(rp.buf[:0], "? "...), rej.Line...)
@@ -134,6 +136,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	if err != nil {
 		c.s.log.Info("peer connection failed", "remote", c.remote, "err", err.Error())
 	}
+	c.s.o.Metrics.ConnFromPeer() // balances the ConnClosed when the handler returns
 	return false
 }
 
@@ -273,9 +276,12 @@ func appendWhatsat(dst []byte, atLine string, body []byte) []byte {
 // into one flush; a WHATSAT reply goes out in a single write.
 func (c *clientConn) writeLoop() {
 	s := c.s
-	w := bufio.NewWriterSize(c.nc, 16<<10)
+	var w *bufio.Writer // allocated at the first reply: idle connections stay small
 	broken := false
 	for rp := range c.q {
+		if w == nil {
+			w = bufio.NewWriterSize(c.nc, 16<<10)
+		}
 		if rp.done != nil {
 			select {
 			case <-rp.done:
@@ -313,7 +319,7 @@ func (c *clientConn) writeLoop() {
 			break
 		}
 	}
-	if !broken {
+	if !broken && w != nil {
 		c.flush(w)
 	}
 	// Unblock a reader stuck on a full queue after a write failure, and

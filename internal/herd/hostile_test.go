@@ -1,0 +1,146 @@
+package herd
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// served checks that a fresh client still gets an answer.
+func served(t *testing.T, addr string) {
+	t.Helper()
+	if got := ask(t, addr, "IAMAT bystander +1+1 1"); !strings.HasPrefix(got, "AT ") {
+		t.Fatalf("a well-behaved client got %q", got)
+	}
+}
+
+// closedByServer reads until the server closes the connection, which must
+// happen before the client's own deadline.
+func closedByServer(t *testing.T, c *client, what string) {
+	t.Helper()
+	_, err := io.Copy(io.Discard, c.r)
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: the server did not close the connection", what)
+		}
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func TestGarbageAndInvalidUTF8(t *testing.T) {
+	h := startHerd(t, defaultConfig(t), nil)
+	addr := h.Member("Goloman").ClientAddr
+	c := dial(t, addr)
+	garbage := "\x00\x01\xfe\xff binary\x7f\n"
+	c.send(garbage, "IAMAT \xc3\x28 +1+1 1\n", "IAMAT ok +1+1 1\n")
+	if got := c.line(); got != "? \x00\x01\xfe\xff binary\x7f\n" {
+		t.Fatalf("garbage answered %q", got)
+	}
+	if got := c.line(); got != "? IAMAT \xc3\x28 +1+1 1\n" {
+		t.Fatalf("invalid UTF-8 answered %q", got)
+	}
+	if got := c.line(); !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("the connection is no longer usable: %q", got)
+	}
+	served(t, addr)
+}
+
+func TestSlowAndSilentClientsAreClosed(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Client.IdleTimeout.D = 300 * time.Millisecond
+	h := startHerd(t, cfg, nil)
+	addr := h.Member("Hands").ClientAddr
+	// Slowloris: a byte now and then never completes a line; the deadline
+	// is per line, so trickling does not extend it.
+	slow := dial(t, addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, b := range []byte("IAMAT slow") {
+			if _, err := slow.nc.Write([]byte{b}); err != nil {
+				return
+			}
+			select {
+			case <-time.After(100 * time.Millisecond): // the trickle being tested
+			case <-t.Context().Done():
+				return
+			}
+		}
+	}()
+	idle := dial(t, addr)
+	closedByServer(t, slow, "slowloris")
+	closedByServer(t, idle, "idle client")
+	<-done
+	served(t, addr)
+}
+
+func TestClientThatNeverReads(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Client.WriteTimeout.D = 300 * time.Millisecond
+	h := startHerd(t, cfg, nil)
+	addr := h.Member("Holiday").ClientAddr
+	ask(t, addr, "IAMAT big +1+1 1")
+	holiday := h.Member("Holiday")
+	base := holiday.Metrics.Counts()["conns_open"] // the ask connection stays open until cleanup
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.(*net.TCPConn).SetReadBuffer(4096)
+	// Ask for many WHATSAT replies and never read them: the socket buffers
+	// fill, the write deadline passes, the server gives up on this client.
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		line := []byte(strings.Repeat("WHATSAT big 10 20\n", 200))
+		for range 5000 { // far more replies than socket buffers hold
+			if _, err := nc.Write(line); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { nc.Close(); <-wrote }()
+	waitFor(t, 5*time.Second, "the client that does not read to connect", func() bool {
+		return holiday.Metrics.Counts()["conns_open"] > base
+	})
+	waitFor(t, 10*time.Second, "the server to drop the client that does not read", func() bool {
+		return holiday.Metrics.Counts()["conns_open"] == base
+	})
+	served(t, addr)
+}
+
+func TestConnectionCap(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Client.MaxConns = 3
+	h := startHerd(t, cfg, nil)
+	// Wilkes' client port also carries peer links, which count against the
+	// cap; Welsh has one neighbour. Use a server whose links are dialed
+	// elsewhere: fill the cap on Welsh with idle clients.
+	welsh := h.Member("Welsh")
+	var held []*client
+	waitFor(t, 5*time.Second, "the cap to be reached", func() bool {
+		c := dial(t, welsh.ClientAddr)
+		c.nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, err := c.r.Peek(1)
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return true // closed at once: over the cap
+		}
+		c.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		held = append(held, c)
+		return false
+	})
+	if len(held) > cfg.Client.MaxConns {
+		t.Fatalf("held %d connections over a cap of %d", len(held), cfg.Client.MaxConns)
+	}
+	for _, c := range held {
+		c.nc.Close()
+	}
+	waitFor(t, 5*time.Second, "a slot to free up", func() bool { return welsh.Metrics.Counts()["conns_open"] < 3 })
+	served(t, welsh.ClientAddr)
+}
