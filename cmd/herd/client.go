@@ -3,20 +3,48 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
+	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
+
+	"herd/internal/protocol"
 )
 
+const clientAbout = `Talk to a herd server.
+
+  herd client [flags] 'LINE' ['LINE'…]     send protocol lines, print the replies
+  herd client [flags] iamat ID [LOCATION]   report ID's location (default UCLA) at the current time
+  herd client [flags] whatsat ID RADIUS BOUND
+                                           places within RADIUS km of ID, as a table
+  herd client [flags]                      interactive on a terminal (help lists the commands);
+                                           otherwise lines are read from standard input
+
+A WHATSAT reply ends at its blank line. LOCATION is ISO 6709, e.g. +34.068930-118.445127.
+
+Examples:
+  herd client -server Goloman iamat kiwi.cs.ucla.edu
+  herd client -server Welsh whatsat kiwi.cs.ucla.edu 10 5
+  herd client -addr 127.0.0.1:12000 'IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503'`
+
+// defaultLocation is where `iamat` puts a client when no location is given.
+const defaultLocation = "+34.068930-118.445127"
+
 func runClient(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet(e, "client", "[LINE…]", "Send lines to a herd server and print the replies. Each LINE argument is\none line; without arguments, lines are read from standard input.\nA WHATSAT reply ends at its blank line.\n\nExample:\n  herd client -server Goloman 'IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503'")
+	fs := newFlagSet(e, "client", "[LINE… | iamat … | whatsat …]", clientAbout)
 	addr := fs.String("addr", "", "server address HOST:PORT")
 	server := fs.String("server", "", "server NAME from the config (default: the first server)")
 	cfgPath := fs.String("config", "", "config file used by -server (TOML)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the connection and for each reply")
+	raw := fs.Bool("json", false, "print WHATSAT replies as the server sent them, not as a table")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -38,24 +66,38 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		}
 		target = s.Addr
 	}
+	// Shortcuts are checked before connecting, so usage errors come first.
+	var lines []string
+	pretty := false
+	rest := fs.Args()
+	if len(rest) > 0 && (rest[0] == "iamat" || rest[0] == "whatsat") {
+		line, err := shortcut(rest, time.Now())
+		if err != nil {
+			return usageError{err}
+		}
+		lines, pretty = []string{line}, rest[0] == "whatsat" && !*raw
+	} else {
+		lines = rest
+	}
 	d := net.Dialer{Timeout: *timeout}
 	nc, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		return fmt.Errorf("cannot connect to %s: %w (is the herd running? start it with `herd up`)", target, err)
 	}
 	defer nc.Close()
-	go func() { // Ctrl-C while waiting for a reply
-		<-ctx.Done()
-		nc.SetDeadline(time.Now())
-	}()
-	c := &lineClient{nc: nc, r: bufio.NewReader(nc), out: e.stdout, timeout: *timeout}
-	if fs.NArg() > 0 {
-		for _, line := range fs.Args() {
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) }) // Ctrl-C while waiting
+	defer stop()
+	c := &lineClient{nc: nc, r: bufio.NewReader(nc), out: e.stdout, timeout: *timeout, pretty: pretty}
+	if len(lines) > 0 {
+		for _, line := range lines {
 			if err := c.roundTrip(line); err != nil {
 				return err
 			}
 		}
 		return nil
+	}
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return c.interactive(f, target, *raw)
 	}
 	in := bufio.NewScanner(e.stdin)
 	in.Buffer(make([]byte, 64<<10), 1<<20)
@@ -67,38 +109,81 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	return in.Err()
 }
 
+// shortcut turns `iamat ID [LOCATION]` or `whatsat ID RADIUS BOUND` into a
+// protocol line, checking it as a server would.
+func shortcut(args []string, now time.Time) (string, error) {
+	var line string
+	switch args[0] {
+	case "iamat":
+		if len(args) < 2 || len(args) > 3 {
+			return "", errors.New("usage: iamat ID [LOCATION]")
+		}
+		loc := defaultLocation
+		if len(args) == 3 {
+			loc = args[2]
+		}
+		line = fmt.Sprintf("IAMAT %s %s %d.%09d", args[1], loc, now.Unix(), now.Nanosecond())
+	case "whatsat":
+		if len(args) != 4 {
+			return "", errors.New("usage: whatsat ID RADIUS BOUND")
+		}
+		line = fmt.Sprintf("WHATSAT %s %s %s", args[1], args[2], args[3])
+	default:
+		return "", fmt.Errorf("unknown shortcut %q", args[0])
+	}
+	if _, err := protocol.Parse([]byte(line)); err != nil {
+		return "", fmt.Errorf("%s: %v", args[0], err)
+	}
+	return line, nil
+}
+
 // lineClient sends one line at a time and reads its whole reply.
 type lineClient struct {
 	nc      net.Conn
 	r       *bufio.Reader
 	out     io.Writer
 	timeout time.Duration
+	pretty  bool // show WHATSAT replies as a table
 }
 
 func (c *lineClient) roundTrip(line string) error {
+	reply, err := c.exchange(line)
+	if err != nil {
+		return err
+	}
+	if c.pretty && strings.HasPrefix(reply, "AT ") && strings.Contains(reply, "\n{") {
+		return printPlaces(c.out, reply)
+	}
+	_, err = io.WriteString(c.out, reply)
+	return err
+}
+
+// exchange sends line and returns its reply, all of it.
+func (c *lineClient) exchange(line string) (string, error) {
 	line = strings.TrimRight(line, "\r\n")
 	c.nc.SetDeadline(time.Now().Add(c.timeout))
 	if _, err := io.WriteString(c.nc, line+"\n"); err != nil {
-		return fmt.Errorf("send: %w", err)
+		return "", fmt.Errorf("send: %w", err)
 	}
 	first, err := c.r.ReadString('\n')
 	if err != nil {
-		return readErr(err)
+		return "", readErr(err)
 	}
-	io.WriteString(c.out, first)
 	f := strings.Fields(line)
 	if !strings.HasPrefix(first, "AT ") || len(f) == 0 || f[0] != "WHATSAT" {
-		return nil
+		return first, nil
 	}
 	// A WHATSAT reply: JSON lines up to and including the blank line.
+	var b strings.Builder
+	b.WriteString(first)
 	for {
 		l, err := c.r.ReadString('\n')
 		if err != nil {
-			return readErr(err)
+			return "", readErr(err)
 		}
-		io.WriteString(c.out, l)
+		b.WriteString(l)
 		if l == "\n" {
-			return nil
+			return b.String(), nil
 		}
 	}
 }
@@ -107,5 +192,110 @@ func readErr(err error) error {
 	if errors.Is(err, io.EOF) {
 		return errors.New("the server closed the connection")
 	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return errors.New("no reply in time (see -timeout)")
+	}
 	return fmt.Errorf("reading reply: %w", err)
+}
+
+// printPlaces shows a WHATSAT reply as the AT line and a table of places
+// with their distance from the client.
+func printPlaces(w io.Writer, reply string) error {
+	atLine, body, _ := strings.Cut(reply, "\n")
+	at, err := protocol.ParseAT([]byte(atLine))
+	if err != nil {
+		_, err := io.WriteString(w, reply)
+		return err
+	}
+	var resp struct {
+		Status       string `json:"status"`
+		ErrorMessage string `json:"error_message"`
+		Results      []struct {
+			Name     string   `json:"name"`
+			Vicinity string   `json:"vicinity"`
+			Types    []string `json:"types"`
+			Geometry struct {
+				Location struct{ Lat, Lng float64 } `json:"location"`
+			} `json:"geometry"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		_, err := io.WriteString(w, reply)
+		return err
+	}
+	fmt.Fprintf(w, "%s is at %s (told %s, time difference %ss)\n", at.Client, at.Loc, at.Server, at.Diff)
+	if resp.Status != "OK" {
+		fmt.Fprintf(w, "places: %s %s\n", resp.Status, resp.ErrorMessage)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "#\tplace\tdistance\tvicinity\ttypes")
+	for i, r := range resp.Results {
+		d := haversineKm(at.Lat, at.Lng, r.Geometry.Location.Lat, r.Geometry.Location.Lng)
+		fmt.Fprintf(tw, "%d\t%s\t%.2f km\t%s\t%s\n", i+1, r.Name, d, r.Vicinity, strings.Join(r.Types, ", "))
+	}
+	return tw.Flush()
+}
+
+func haversineKm(lat1, lng1, lat2, lng2 float64) float64 {
+	const r = 6371.0088
+	rad := math.Pi / 180
+	dl := (lat2 - lat1) * rad
+	dg := (lng2 - lng1) * rad
+	a := math.Sin(dl/2)*math.Sin(dl/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dg/2)*math.Sin(dg/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+const interactiveHelp = `Type protocol lines (IAMAT …, WHATSAT …) or:
+  iamat ID [LOCATION]         report ID's location (default UCLA) at the current time
+  whatsat ID RADIUS BOUND     places near ID, as a table (raw JSON with -json)
+  help                        this text
+  quit                        leave (or Ctrl-D)
+Up and down arrows recall earlier lines.
+`
+
+// interactive runs a prompt with line editing and history on the terminal.
+func (c *lineClient) interactive(f *os.File, target string, raw bool) error {
+	old, err := term.MakeRaw(int(f.Fd()))
+	if err != nil {
+		return err
+	}
+	defer term.Restore(int(f.Fd()), old)
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{f, os.Stdout}, "herd> ")
+	c.out = t
+	fmt.Fprintf(t, "connected to %s; type help for the commands\n", target)
+	for {
+		line, err := t.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		fields := strings.Fields(line)
+		if len(fields) == 0 {
+			continue
+		}
+		c.pretty = false
+		switch fields[0] {
+		case "help", "?":
+			io.WriteString(t, interactiveHelp)
+			continue
+		case "quit", "exit":
+			return nil
+		case "iamat", "whatsat":
+			l, err := shortcut(fields, time.Now())
+			if err != nil {
+				fmt.Fprintln(t, err)
+				continue
+			}
+			line, c.pretty = l, fields[0] == "whatsat" && !raw
+		}
+		if err := c.roundTrip(line); err != nil {
+			return err
+		}
+	}
 }
