@@ -2,15 +2,18 @@ package herd
 
 import (
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"herd/internal/places"
+	"herd/internal/places/cache"
 	"herd/internal/places/google"
 )
 
@@ -116,3 +119,50 @@ func TestWhatsatGoogleTimeout(t *testing.T) {
 }
 
 var _ places.Finder = (*google.Legacy)(nil)
+
+// TestConcurrentWhatsatsShareOneGoogleCall: identical WHATSATs from many
+// clients at once cost one upstream call, and later ones none (cache).
+func TestConcurrentWhatsatsShareOneGoogleCall(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte(fakeGoogleBody))
+	}))
+	t.Cleanup(fake.Close)
+	g := google.NewLegacy(google.Options{Endpoint: fake.URL, Key: "k", Timeout: 5 * time.Second})
+	c := cache.New(g, cache.Options{})
+	h := startHerd(t, defaultConfig(t), c)
+	addr := h.Member("Goloman").ClientAddr
+	ask(t, addr, "IAMAT cached +34.068930-118.445127 1")
+	const n = 20
+	conns := make([]*client, n)
+	for i := range conns {
+		conns[i] = dial(t, addr)
+		conns[i].send(fmt.Sprintf("WHATSAT cached 10 %d\n", i%5+1))
+	}
+	waitFor(t, 5*time.Second, "every WHATSAT to wait on the one upstream call", func() bool {
+		return c.Stats().Misses == n
+	})
+	close(release)
+	for i, cc := range conns {
+		_, body := cc.whatsatReply()
+		if want := i%5 + 1; strings.Count(body, `"place_id"`) != min(want, 3) {
+			t.Fatalf("reply %d has %d places, want %d:\n%s", i, strings.Count(body, `"place_id"`), min(want, 3), body)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("%d upstream calls for %d identical lookups, want 1", got, n)
+	}
+	later := dial(t, addr)
+	later.send("WHATSAT cached 10 2\n")
+	later.whatsatReply()
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("a cached lookup called upstream again (%d calls)", got)
+	}
+}
