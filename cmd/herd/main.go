@@ -43,6 +43,7 @@ var commands = []command{
 	{"up", "run every server of the herd in this process", runUp},
 	{"serve", "run one server of the herd", runServe},
 	{"client", "send lines to a server and print the replies", runClient},
+	{"bench", "load a herd and measure throughput and latency", runBench},
 	{"version", "print the version", runVersion},
 	{"help", "show help for herd or a subcommand", nil},
 }
