@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -87,6 +88,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	reference := fs.Bool("reference", false, "also measure the reference ceiling and print ratios")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("q", false, "no progress line on standard error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (client and -spawn herd) to `FILE`; best without -reference")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -219,7 +221,20 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		pp = bench.NewProgressPrinter(e.stderr, isTerminal(e.stderr))
 		o.Progress = pp.Print
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	rep, err := bench.Bench(ctx, o, *reference)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if pp != nil {
 		pp.Done()
 	}

@@ -40,9 +40,15 @@ type clientConn struct {
 
 func (s *Server) handleClient(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
+	opened := false
 	select {
 	case s.slots <- struct{}{}:
-		defer func() { <-s.slots }()
+		defer func() {
+			<-s.slots
+			if opened { // after the slot is free: a client that sees the count drop can connect
+				s.o.Metrics.ConnClosed()
+			}
+		}()
 	default:
 		s.o.Metrics.ConnRejected()
 		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.o.Client.MaxConns)
@@ -55,7 +61,7 @@ func (s *Server) handleClient(nc net.Conn) {
 	}
 	defer s.removeConn(nc)
 	s.o.Metrics.ConnOpened()
-	defer s.o.Metrics.ConnClosed()
+	opened = true
 	s.log.Info("client connected", "client", remote)
 	c := &clientConn{s: s, nc: nc, remote: remote, q: make(chan *reply, s.o.Client.MaxPipeline)}
 	r := bufio.NewReaderSize(nc, s.o.Client.MaxLineBytes)
@@ -204,11 +210,11 @@ func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []
 	}
 	start := len(dst)
 	dst = protocol.AppendAT(dst, s.o.Name, recv, cmd)
-	rec, err := location.NewRecord(dst[start:])
-	if err != nil { // cannot happen: the command was validated
-		s.log.Error("building record", "err", err.Error())
-		return dst
-	}
+	// The line ends with "<client> <location> <time>": the client id sits
+	// at a known offset from the end, so the record needs no parsing.
+	line := string(dst[start:])
+	off := len(line) - len(cmd.TimeText) - 1 - len(cmd.Loc) - 1 - len(cmd.Client)
+	rec := location.Record{Line: line, Client: line[off : off+len(cmd.Client)], Time: cmd.Time}
 	// ApplyLocal runs the table's change hooks, which queue the update to
 	// every neighbour: the flood starts before the client sees its reply,
 	// so a client that asks another server right after finds it on its way.
