@@ -71,9 +71,16 @@ type Table struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 
-	mu    sync.Mutex // orders changes: guards seq and hooks, held while hooks run
+	mu    sync.Mutex // orders changes: guards seq, hooks and froms, held while hooks run
 	seq   uint64     // the Seq of the latest change
 	hooks []Hook
+	// froms names the neighbours records came from, by index; index 0 is
+	// "" (a client). An index is written once, under mu, before any entry
+	// using it is stored under its shard's lock, so readers that got the
+	// entry may read froms[i] without mu.
+	froms [256]string
+	fromN int              // guarded by mu: indexes used
+	fromI map[string]uint8 // guarded by mu: index of each name in froms
 }
 
 // Hook sees every change of a Table, in Seq order, while the table's change
@@ -82,10 +89,84 @@ type Table struct {
 // is empty for a record from a client or recovered from disk.
 type Hook func(r Record, from string)
 
+// entry is a record as the table stores it: 40 bytes besides the line,
+// since a herd may know millions of clients. The client id is the map key
+// and a substring of line, at clientOff.
+type entry struct {
+	line      string
+	sec       int64
+	nsec      int32
+	clientOff uint16
+	from      uint8 // index into Table.froms
+	seq       uint64
+}
+
 type shard struct {
 	mu sync.RWMutex
-	m  map[string]Record // guarded by mu; key is Record.Client
-	_  [40]byte          // keep shards on separate cache lines
+	m  map[string]entry // guarded by mu; the key is the client id, sharing line's bytes
+	_  [40]byte         // keep shards on separate cache lines
+}
+
+// record turns a stored entry back into a Record.
+func (t *Table) record(e entry, clientLen int) Record {
+	return Record{
+		Line:   e.line,
+		Client: e.line[e.clientOff : int(e.clientOff)+clientLen],
+		Time:   protocol.Time{Sec: e.sec, Nsec: e.nsec},
+		Seq:    e.seq,
+		From:   t.fromName(e.from),
+	}
+}
+
+// fromName is the neighbour name of index i, for an entry read under its
+// shard's lock (see Table.froms).
+func (t *Table) fromName(i uint8) string { return t.froms[i] }
+
+// fromIndexLocked interns a neighbour name. t.mu must be held.
+func (t *Table) fromIndexLocked(name string) uint8 {
+	if name == "" {
+		return 0
+	}
+	if i, ok := t.fromI[name]; ok {
+		return i
+	}
+	if t.fromN == len(t.froms) {
+		return 0 // more than 255 neighbours: the origin is forgotten, which only costs an echo
+	}
+	i := uint8(t.fromN)
+	t.froms[i] = name
+	t.fromN++
+	t.fromI[name] = i
+	return i
+}
+
+// toEntry stores r, whose client id is the fourth field of its line.
+func toEntry(r Record, from uint8) entry {
+	return entry{line: r.Line, sec: r.Time.Sec, nsec: r.Time.Nsec, clientOff: uint16(fourthField(r.Line)), from: from, seq: r.Seq}
+}
+
+// fourthField returns the offset of the fourth white-space separated field
+// of an AT line ("AT server diff client …").
+func fourthField(line string) int {
+	i, n := 0, 0
+	for i < len(line) {
+		for i < len(line) && line[i] < utf8.RuneSelf && asciiSpace[line[i]] {
+			i++
+		}
+		if n == 3 {
+			return i
+		}
+		for i < len(line) && !(line[i] < utf8.RuneSelf && asciiSpace[line[i]]) {
+			i++
+		}
+		n++
+	}
+	return i
+}
+
+// key is the map key of r: its client id, sharing the line's bytes.
+func key(e entry, clientLen int) string {
+	return e.line[e.clientOff : int(e.clientOff)+clientLen]
 }
 
 // OnChange adds a hook. Add hooks before the table is shared.
@@ -120,8 +201,9 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 	for _, r := range recs {
 		s := t.shard(r.Client)
 		s.mu.Lock()
-		if old, ok := s.m[r.Client]; !ok || r.Wins(old) {
-			s.m[r.Client] = r
+		if old, ok := s.m[r.Client]; !ok || r.Wins(t.recordLocked(old, len(r.Client))) {
+			e := toEntry(r, 0)
+			s.m[key(e, len(r.Client))] = e
 		}
 		s.mu.Unlock()
 		t.seq = max(t.seq, r.Seq)
@@ -129,11 +211,17 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 	t.seq = max(t.seq, seq)
 }
 
+// recordLocked is record with t.mu already held.
+func (t *Table) recordLocked(e entry, clientLen int) Record {
+	return Record{Line: e.line, Client: e.line[e.clientOff : int(e.clientOff)+clientLen],
+		Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.froms[e.from]}
+}
+
 // NewTable returns an empty table.
 func NewTable() *Table {
-	t := &Table{seed: maphash.MakeSeed()}
+	t := &Table{seed: maphash.MakeSeed(), fromN: 1, fromI: map[string]uint8{}}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]Record)
+		t.shards[i].m = make(map[string]entry)
 	}
 	return t
 }
@@ -146,18 +234,24 @@ func (t *Table) shard(client string) *shard {
 func (t *Table) Get(client string) (Record, bool) {
 	s := t.shard(client)
 	s.mu.RLock()
-	r, ok := s.m[client]
+	e, ok := s.m[client]
 	s.mu.RUnlock()
-	return r, ok
+	if !ok {
+		return Record{}, false
+	}
+	return t.record(e, len(client)), true
 }
 
 // GetBytes is Get for a client id held in a byte slice; it does not allocate.
 func (t *Table) GetBytes(client []byte) (Record, bool) {
 	s := &t.shards[maphash.Bytes(t.seed, client)%shardCount]
 	s.mu.RLock()
-	r, ok := s.m[string(client)]
+	e, ok := s.m[string(client)]
 	s.mu.RUnlock()
-	return r, ok
+	if !ok {
+		return Record{}, false
+	}
+	return t.record(e, len(client)), true
 }
 
 // ApplyLocal offers a record made from an IAMAT this server received. It is
@@ -179,7 +273,8 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.mu.Lock()
-	if old, ok := s.m[r.Client]; ok {
+	if e, ok := s.m[r.Client]; ok {
+		old := t.recordLocked(e, len(r.Client))
 		if local && r.Time.Compare(old.Time) <= 0 || !local && !r.Wins(old) {
 			s.mu.Unlock()
 			return old, false
@@ -187,7 +282,8 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool) {
 	}
 	t.seq++
 	r.Seq, r.From = t.seq, from
-	s.m[r.Client] = r
+	e := toEntry(r, t.fromIndexLocked(from))
+	s.m[key(e, len(r.Client))] = e
 	s.mu.Unlock()
 	for _, h := range t.hooks {
 		h(r, from)
@@ -216,8 +312,8 @@ func (t *Table) Range(f func(Record) bool) {
 		s := &t.shards[i]
 		s.mu.RLock()
 		buf = buf[:0]
-		for _, r := range s.m {
-			buf = append(buf, r)
+		for k, e := range s.m {
+			buf = append(buf, Record{Line: e.line, Client: k, Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.fromName(e.from)})
 		}
 		s.mu.RUnlock()
 		for _, r := range buf {
