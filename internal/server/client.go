@@ -35,7 +35,25 @@ type clientConn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
-	q      chan *reply // replies in command order; closed by the reader
+	// q holds replies in command order; closed by the reader. It and the
+	// writer goroutine are made at the first command (see send), so an
+	// idle connection costs one goroutine, not two.
+	q          chan *reply
+	writerDone chan struct{}
+}
+
+// send queues a reply, starting the writer at the first one. Only the
+// reader goroutine calls it.
+func (c *clientConn) send(rp *reply) {
+	if c.q == nil {
+		c.q = make(chan *reply, c.s.o.Client.MaxPipeline)
+		c.writerDone = make(chan struct{})
+		go func() {
+			defer close(c.writerDone)
+			c.writeLoop()
+		}()
+	}
+	c.q <- rp
 }
 
 func (s *Server) handleClient(nc net.Conn) {
@@ -63,16 +81,13 @@ func (s *Server) handleClient(nc net.Conn) {
 	s.o.Metrics.ConnOpened()
 	opened = true
 	s.log.Info("client connected", "client", remote)
-	c := &clientConn{s: s, nc: nc, remote: remote, q: make(chan *reply, s.o.Client.MaxPipeline)}
+	c := &clientConn{s: s, nc: nc, remote: remote}
 	r := bufio.NewReaderSize(nc, s.o.Client.MaxLineBytes)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
 	reason := c.readLoop(r)
-	close(c.q)
-	<-writerDone
+	if c.q != nil {
+		close(c.q)
+		<-c.writerDone
+	}
 	nc.Close()
 	s.log.Info("client disconnected", "client", remote, "reason", reason)
 }
@@ -136,7 +151,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 		rp.buf = append(rp.buf, '\n')
 		rp.cmd, rp.start = metrics.CmdInvalid, time.Now()
 		c.s.o.Metrics.Command(metrics.CmdInvalid, metrics.OutcomeInvalid)
-		c.q <- rp
+		c.send(rp)
 		return true
 	}
 	if err != nil {
@@ -180,7 +195,7 @@ func (c *clientConn) dispatch(raw []byte) {
 		case protocol.KindWHATSAT:
 			rp.cmd = metrics.CmdWHATSAT
 			if c.whatsat(rp, &cmd) {
-				c.q <- rp
+				c.send(rp)
 				return
 			}
 			s.o.Metrics.Command(metrics.CmdWHATSAT, metrics.OutcomeUnknownClient)
@@ -195,7 +210,7 @@ func (c *clientConn) dispatch(raw []byte) {
 		rp.buf = append(append(rp.buf, "? "...), line...)
 	}
 	rp.buf = append(rp.buf, '\n')
-	c.q <- rp
+	c.send(rp)
 }
 
 var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
