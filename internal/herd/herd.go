@@ -208,6 +208,9 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
 		AcceptPeersOnClientPort: pln == nil,
 	})
+	if m.log != nil {
+		m.Server.SetLineLog(m.log.ClientLine)
+	}
 	if m.Store != nil {
 		m.Server.SetDurable(m.Store.Notify)
 	}

@@ -35,14 +35,14 @@ type Record struct {
 // around the line (such as its line ending) is not kept.
 func NewRecord(line []byte) (Record, error) {
 	line = bytes.TrimFunc(line, func(r rune) bool { return r < utf8.RuneSelf && asciiSpace[r] })
-	at, err := protocol.ParseAT(line)
+	client, t, err := protocol.CheckAT(line)
 	if err != nil {
 		return Record{}, err
 	}
 	s := string(line)
-	// Client aliases s: find it at the same offset it had in line.
-	off := cap(line) - cap(at.Client)
-	return Record{Line: s, Client: s[off : off+len(at.Client)], Time: at.Time}, nil
+	// client aliases line: find it at the same offset in s.
+	off := cap(line) - cap(client)
+	return Record{Line: s, Client: s[off : off+len(client)], Time: t}, nil
 }
 
 // Wins reports whether r should replace old under the merge rule, for a

@@ -130,6 +130,7 @@ func (w *Writer) Close() error {
 // <dir>/<name>.log through a Writer.
 type File struct {
 	Logger *slog.Logger
+	name   string
 	w      *Writer
 	f      *os.File
 }
@@ -146,7 +147,7 @@ func OpenFile(dir, name string) (*File, error) {
 	}
 	w := NewWriter(f)
 	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("server", name)
-	return &File{Logger: l, w: w, f: f}, nil
+	return &File{Logger: l, name: name, w: w, f: f}, nil
 }
 
 // Close flushes and closes the log file.

@@ -2,6 +2,10 @@ package logging
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -56,5 +60,37 @@ func TestWriterNeverBlocks(t *testing.T) {
 	w.Close()
 	if !strings.Contains(out.String(), "log records dropped") {
 		t.Fatal("the drop was not reported in the log")
+	}
+}
+
+// TestClientLineMatchesSlog: the fast path writes what the slog JSON
+// handler writes, key for key.
+func TestClientLineMatchesSlog(t *testing.T) {
+	dir := t.TempDir()
+	f, err := OpenFile(dir, "Goloman")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := "IAMAT k\u00e9\x01\"\\ \xff \u2028<&> +1+1 1\t"
+	f.ClientLine("client input", "127.0.0.1:5", []byte(line))
+	f.Logger.Info("client input", "client", "127.0.0.1:5", "line", line)
+	f.Close()
+	data, _ := os.ReadFile(filepath.Join(dir, "Goloman.log"))
+	recs := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(recs) != 2 {
+		t.Fatalf("log: %q", data)
+	}
+	var a, b map[string]any
+	if err := json.Unmarshal([]byte(recs[0]), &a); err != nil {
+		t.Fatalf("fast record is not JSON: %v\n%s", err, recs[0])
+	}
+	json.Unmarshal([]byte(recs[1]), &b)
+	delete(a, "time")
+	delete(b, "time")
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("fast record %v\nslog record %v", a, b)
+	}
+	if strings.SplitN(recs[0], `"msg"`, 2)[1] != strings.SplitN(recs[1], `"msg"`, 2)[1] {
+		t.Fatalf("bytes differ after the time:\n%s\n%s", recs[0], recs[1])
 	}
 }

@@ -461,8 +461,13 @@ func (c *conn) close(reason string) {
 // readLoop applies the neighbour's updates until the connection fails.
 func (m *Manager) readLoop(l *link, c *conn) {
 	var epoch uint64 // the neighbour's epoch, once it has sent SYNCED
+	var deadlineSet time.Time
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(m.cfg.DeadAfter.D))
+		// Refreshed at most every DeadAfter/8: setting it costs more than a line.
+		if now := time.Now(); now.Sub(deadlineSet) > m.cfg.DeadAfter.D/8 {
+			c.nc.SetReadDeadline(now.Add(m.cfg.DeadAfter.D))
+			deadlineSet = now
+		}
 		line, err := c.r.ReadSlice('\n')
 		if err != nil {
 			switch {
@@ -587,6 +592,10 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 	m.log.Info("caught up neighbour", "peer", c.peer, "records", sent, "bytes", cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
 	hb := time.NewTicker(m.cfg.Heartbeat.D)
 	defer hb.Stop()
+	var lastFlush time.Time
+	var lastBatch int64
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
 	for {
 		select {
 		case it := <-c.out:
@@ -596,6 +605,22 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 			for k := len(c.out); k > 0; k-- {
 				n, last = writeItem(w, <-c.out, n)
 			}
+			// A busy link (its last write carried several updates, less
+			// than coalesce ago) collects what arrives until then, so one
+			// write(2) carries many updates. A quiet link writes at once.
+			if wait := coalesce - time.Since(lastFlush); wait > 0 && lastBatch > 1 && n < 256 {
+				hold.Reset(wait)
+			collect:
+				for n < 256 {
+					select {
+					case it := <-c.out:
+						n, last = writeItem(w, it, n)
+					case <-hold.C:
+						break collect
+					}
+				}
+				hold.Stop()
+			}
 			l.sent.Add(n)
 			w.WriteString("SEQ ")
 			w.Write(strconv.AppendUint(nil, last, 10))
@@ -604,6 +629,7 @@ func (m *Manager) writeLoop(l *link, c *conn) {
 				fail(err)
 				return
 			}
+			lastFlush, lastBatch = time.Now(), n
 		case <-hb.C:
 			deadline()
 			w.WriteString("PING\n")
@@ -627,6 +653,9 @@ func (m *Manager) retire(w *bufio.Writer, c *conn) {
 	w.Flush()
 	c.close("replaced by a newer connection")
 }
+
+// coalesce is the shortest time between two writes of a busy link.
+const coalesce = 600 * time.Microsecond
 
 // writeItem writes one queued change (unless it goes back where it came
 // from) and returns the count of lines written so far and its Seq.

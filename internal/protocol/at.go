@@ -85,3 +85,68 @@ func validDiff(b []byte) bool {
 	}
 	return true
 }
+
+// CheckAT validates an AT line like ParseAT, without converting the
+// location to floats, and returns what a stored record needs: the client id
+// (aliasing line) and the client's time.
+func CheckAT(line []byte) (client []byte, t Time, err error) {
+	var f [6][]byte
+	if n := fields(line, f[:]); n != 6 || string(f[0]) != "AT" {
+		return nil, Time{}, errAT
+	}
+	if !ValidServerName(f[1]) || !validDiff(f[2]) || !ValidClientID(f[3]) || !ValidLocation(f[4]) {
+		return nil, Time{}, errAT
+	}
+	t, err = ParseTime(f[5])
+	if err != nil {
+		return nil, Time{}, err
+	}
+	return f[3], t, nil
+}
+
+// ValidLocation reports whether b is a location ParseLocation accepts,
+// without converting it to floats.
+func ValidLocation(b []byte) bool {
+	if len(b) < 4 || (b[0] != '+' && b[0] != '-') {
+		return false
+	}
+	split := -1
+	for i := 1; i < len(b); i++ {
+		if b[i] == '+' || b[i] == '-' {
+			split = i
+			break
+		}
+	}
+	return split > 0 && validCoord(b[1:split], 90) && validCoord(b[split+1:], 180)
+}
+
+// validCoord checks DIGITS[.DIGITS] with a value of at most limit.
+func validCoord(b []byte, limit int) bool {
+	whole, frac, dot := b, []byte(nil), false
+	for i, c := range b {
+		if c == '.' {
+			whole, frac, dot = b[:i], b[i+1:], true
+			break
+		}
+	}
+	if len(whole) == 0 || dot && len(frac) == 0 {
+		return false
+	}
+	v := 0
+	for _, c := range whole {
+		if c < '0' || c > '9' {
+			return false
+		}
+		if v <= limit {
+			v = v*10 + int(c-'0')
+		}
+	}
+	nonzero := false
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return false
+		}
+		nonzero = nonzero || c != '0'
+	}
+	return v < limit || v == limit && !nonzero
+}

@@ -54,3 +54,16 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzValidLocation checks that ValidLocation agrees with ParseLocation.
+func FuzzValidLocation(f *testing.F) {
+	for _, s := range []string{"+34.068930-118.445127", "+90-180", "+90.0000001+0", "-90.000+180.000", "+0+180.1", "+1e1+1", "+.5+1", "+5.+1", "+0090+0180"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, ok := ParseLocation(b)
+		if got := ValidLocation(b); got != ok {
+			t.Fatalf("ValidLocation(%q) = %v, ParseLocation says %v", b, got, ok)
+		}
+	})
+}

@@ -170,26 +170,18 @@ func ValidClientID(b []byte) bool {
 // ParseLocation parses an ISO 6709 pair "±DD[.DDD]±DDD[.DDD]" and checks the
 // ranges of latitude and longitude.
 func ParseLocation(b []byte) (lat, lng float64, ok bool) {
-	if len(b) < 4 || (b[0] != '+' && b[0] != '-') {
+	// The range is checked on the text (ValidLocation), so that a value a
+	// hair above a limit is not rounded into range by the float conversion.
+	if !ValidLocation(b) {
 		return 0, 0, false
 	}
-	// The longitude starts at the second sign.
-	split := -1
-	for i := 1; i < len(b); i++ {
-		if b[i] == '+' || b[i] == '-' {
-			split = i
-			break
-		}
-	}
-	if split < 0 {
-		return 0, 0, false
+	split := 1
+	for b[split] != '+' && b[split] != '-' {
+		split++
 	}
 	lat, ok1 := parseSignedDecimal(b[:split])
 	lng, ok2 := parseSignedDecimal(b[split:])
-	if !ok1 || !ok2 || lat < -90 || lat > 90 || lng < -180 || lng > 180 {
-		return 0, 0, false
-	}
-	return lat, lng, true
+	return lat, lng, ok1 && ok2
 }
 
 func parseSignedDecimal(b []byte) (float64, bool) {

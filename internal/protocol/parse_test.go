@@ -220,3 +220,11 @@ func BenchmarkParseWHATSAT(b *testing.B) {
 		}
 	}
 }
+
+func TestLocationLimitsAreTextual(t *testing.T) {
+	for _, b := range []string{"+90.00000000000000000001+0", "+0+180.000000000000000000001"} {
+		if _, _, ok := ParseLocation([]byte(b)); ok {
+			t.Errorf("%s accepted: a float would round it into range", b)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -97,9 +98,17 @@ func (s *Server) handleClient(nc net.Conn) {
 func (c *clientConn) readLoop(r *bufio.Reader) string {
 	s := c.s
 	first := true
+	idle := s.o.Client.IdleTimeout.D
+	var deadlineSet time.Time
 	for {
-		if s.o.Client.IdleTimeout.D > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(s.o.Client.IdleTimeout.D))
+		// The deadline is refreshed at line boundaries only, so a line
+		// trickled in a byte at a time cannot keep the connection; and at
+		// most every idle/8, since setting it costs more than a line.
+		if idle > 0 {
+			if now := time.Now(); now.Sub(deadlineSet) > idle/8 && !s.closing() {
+				c.nc.SetReadDeadline(now.Add(idle))
+				deadlineSet = now
+			}
 		}
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
@@ -145,7 +154,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	var rej *peer.Rejected
 	if errors.As(err, &rej) {
 		c.s.o.Metrics.ConnFromPeer()
-		c.s.log.Info("client input", "client", c.remote, "line", string(trimEOL(hello)))
+		c.logLine("client input", trimEOL(hello))
 		rp := replyPool.Get().(*reply)
 		rp.buf = append(append(rp.buf[:0], "? "...), rej.Line...)
 		rp.buf = append(rp.buf, '\n')
@@ -159,6 +168,21 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	}
 	c.s.o.Metrics.ConnFromPeer() // balances the ConnClosed when the handler returns
 	return false
+}
+
+// logLine logs a line in ("client input") or out ("client output").
+func (c *clientConn) logLine(msg string, line []byte) {
+	if f := c.s.o.LineLog; f != nil {
+		f(msg, c.remote, line)
+		return
+	}
+	if c.s.log.Enabled(context.Background(), slog.LevelInfo) {
+		key := "line"
+		if msg == "client output" {
+			key = "reply"
+		}
+		c.s.log.Info(msg, "client", c.remote, key, string(line))
+	}
 }
 
 func trimEOL(line []byte) []byte {
@@ -176,7 +200,7 @@ func (c *clientConn) dispatch(raw []byte) {
 	s := c.s
 	recv := s.now()
 	line := trimEOL(raw)
-	s.log.Info("client input", "client", c.remote, "line", string(line))
+	c.logLine("client input", line)
 	rp := replyPool.Get().(*reply)
 	rp.buf = rp.buf[:0]
 	rp.start = recv
@@ -315,7 +339,7 @@ func (c *clientConn) writeLoop() {
 			rp.done = nil
 		}
 		if !broken {
-			s.log.Info("client output", "client", c.remote, "reply", string(trimEOL(rp.buf)))
+			c.logLine("client output", trimEOL(rp.buf))
 			c.deadline()
 			if len(rp.buf) > w.Available() {
 				if w.Buffered() > 0 {

@@ -36,6 +36,9 @@ type Options struct {
 	Now func() time.Time
 	// Metrics records what the server does; nil records nothing.
 	Metrics *metrics.Server
+	// LineLog, if set, logs each client line in and out (msg "client
+	// input" or "client output") instead of Logger, on a faster path.
+	LineLog func(msg, client string, line []byte)
 	// Durable, if set, closes done once every change made so far is on
 	// disk; an IAMAT's reply waits for it.
 	Durable func(done chan struct{})
@@ -72,6 +75,9 @@ func New(o Options) *Server {
 	}
 	return s
 }
+
+// SetLineLog sets Options.LineLog; call it before Serve.
+func (s *Server) SetLineLog(f func(msg, client string, line []byte)) { s.o.LineLog = f }
 
 // SetDurable sets Options.Durable; call it before Serve.
 func (s *Server) SetDurable(f func(done chan struct{})) { s.o.Durable = f }
