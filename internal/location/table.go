@@ -45,6 +45,27 @@ func NewRecord(line []byte) (Record, error) {
 	return Record{Line: s, Client: s[off : off+len(client)], Time: t}, nil
 }
 
+// Offer applies an update from the neighbour named from, given as its AT
+// line already checked by protocol.CheckAT (client and t from it). A stale
+// update — the common case in a flood — is recognised before anything is
+// allocated. Offer reports whether the table changed.
+func (t *Table) Offer(line, client []byte, tm protocol.Time, from string) bool {
+	if old, ok := t.GetBytes(client); ok {
+		switch tm.Compare(old.Time) {
+		case -1:
+			return false
+		case 0:
+			if string(line) <= old.Line {
+				return false
+			}
+		}
+	}
+	s := string(line)
+	off := cap(line) - cap(client)
+	_, changed := t.Apply(Record{Line: s, Client: s[off : off+len(client)], Time: tm}, from)
+	return changed
+}
+
 // Wins reports whether r should replace old under the merge rule, for a
 // record that came from another server.
 func (r Record) Wins(old Record) bool {

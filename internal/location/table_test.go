@@ -170,3 +170,26 @@ func BenchmarkApplyParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestOffer(t *testing.T) {
+	tab := NewTable()
+	offer := func(line string) bool {
+		r := rec(t, line)
+		b := []byte(r.Line)
+		off := len("AT A +0.000000000 ")
+		return tab.Offer(b, b[off:off+len(r.Client)], r.Time, "N")
+	}
+	if !offer("AT A +0.000000000 c +1+1 5") {
+		t.Fatal("first offer not stored")
+	}
+	if offer("AT A +0.000000000 c +1+1 4") || offer("AT A +0.000000000 c +1+1 5") {
+		t.Fatal("stale or repeated offer changed the table")
+	}
+	if !offer("AT B +0.000000000 c +1+1 5") { // equal time, greater line
+		t.Fatal("tie-break winner not stored")
+	}
+	r, _ := tab.Get("c")
+	if r.Line != "AT B +0.000000000 c +1+1 5" || r.From != "N" || r.Client != "c" {
+		t.Fatalf("stored %+v", r)
+	}
+}

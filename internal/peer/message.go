@@ -4,7 +4,7 @@ import (
 	"errors"
 	"strconv"
 
-	"herd/internal/location"
+	"herd/internal/protocol"
 )
 
 // Message kinds after the handshake.
@@ -19,9 +19,10 @@ const (
 )
 
 type message struct {
-	kind       int
-	rec        location.Record
-	epoch, seq uint64
+	kind         int
+	line, client []byte // AT: the line without surrounding white space, and its client id (aliasing the read buffer)
+	time         protocol.Time
+	epoch, seq   uint64
 }
 
 var errMessage = errors.New("malformed peer message")
@@ -31,11 +32,12 @@ func parseMessage(line []byte) (message, error) {
 	word, rest := cut(line)
 	switch string(word) {
 	case "AT":
-		rec, err := location.NewRecord(line)
+		line = trimSpace(line)
+		client, t, err := protocol.CheckAT(line)
 		if err != nil {
 			return message{}, err
 		}
-		return message{kind: msgAT, rec: rec}, nil
+		return message{kind: msgAT, line: line, client: client, time: t}, nil
 	case "SYNC", "SYNCED":
 		e, rest := cut(rest)
 		s, rest := cut(rest)

@@ -56,7 +56,7 @@ func FuzzParseMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if m.kind == msgAT && (m.rec.Line == "" || m.rec.Client == "") {
+		if m.kind == msgAT && (len(m.line) == 0 || len(m.client) == 0) {
 			t.Fatalf("accepted update without a record: %q", line)
 		}
 	})

@@ -462,11 +462,15 @@ func (c *conn) close(reason string) {
 func (m *Manager) readLoop(l *link, c *conn) {
 	var epoch uint64 // the neighbour's epoch, once it has sent SYNCED
 	var deadlineSet time.Time
-	for {
-		// Refreshed at most every DeadAfter/8: setting it costs more than a line.
-		if now := time.Now(); now.Sub(deadlineSet) > m.cfg.DeadAfter.D/8 {
-			c.nc.SetReadDeadline(now.Add(m.cfg.DeadAfter.D))
-			deadlineSet = now
+	for lines := 0; ; lines++ {
+		// Refreshed at most every DeadAfter/8, and the clock read only
+		// before a read that may block or every 64 lines: both cost more
+		// than a line.
+		if c.r.Buffered() == 0 || lines%64 == 0 {
+			if now := time.Now(); now.Sub(deadlineSet) > m.cfg.DeadAfter.D/8 {
+				c.nc.SetReadDeadline(now.Add(m.cfg.DeadAfter.D))
+				deadlineSet = now
+			}
 		}
 		line, err := c.r.ReadSlice('\n')
 		if err != nil {
@@ -490,7 +494,7 @@ func (m *Manager) readLoop(l *link, c *conn) {
 		switch msg.kind {
 		case msgAT:
 			l.received.Add(1)
-			m.table.Apply(msg.rec, l.peer)
+			m.table.Offer(msg.line, msg.client, msg.time, l.peer)
 		case msgSync:
 			select {
 			case c.syncReq <- Pos{msg.epoch, msg.seq}:
