@@ -14,12 +14,14 @@ echo "== targets (five-server herd, logging and flooding on)"
 run -spawn -reference -c 16 -d "$d"
 run -spawn -reference -c 16 -pipeline 16 -d "$d"
 run -spawn -reference -mode oneshot -c 16 -d "$d"
-run -spawn -reference -workload propagation -n 2000
+run -spawn -places fixed -reference -workload propagation -n 3000
 run -spawn -reference -workload whatsat -c 16 -d "$d"
 run -spawn -reference -workload whatsat -places offline -c 16 -d "$d"
 run -spawn -config examples/bench/durable.toml -c 16 -d "$d"
 run -spawn -config examples/bench/durable-fast.toml -c 16 -d "$d"
 run -spawn -c 16 -d "$d"
+run -spawn -config examples/bench/durable.toml -c 64 -d "$d"
+run -spawn -c 64 -d "$d"
 
 echo "== connections"
 for c in 1 4 16 64 256; do run -spawn -reference -c "$c" -d "$d"; done

@@ -160,7 +160,9 @@ type Store struct {
 	mu         sync.Mutex // guards the fields below
 	buf        []byte     // encoded records not yet taken by the writer
 	pending    []chan struct{}
-	lastSeq    uint64 // highest seq appended
+	waiters    []waiter // Notify calls waiting for doneSeq to reach their seq
+	lastSeq    uint64   // highest seq appended
+	doneSeq    uint64   // highest seq whose batch is done (written, and fsynced in SyncAlways)
 	peers      map[string]PeerPos
 	rotReq     chan rotation
 	closed     bool
@@ -261,14 +263,37 @@ func (s *Store) Append(seq uint64, line string, done chan struct{}) {
 // change hook) wait for it.
 func (s *Store) Notify(done chan struct{}) {
 	s.mu.Lock()
-	if s.closed || s.ioErr != nil {
+	if s.closed || s.ioErr != nil || s.lastSeq <= s.doneSeq {
 		s.mu.Unlock()
 		close(done)
 		return
 	}
-	s.pending = append(s.pending, done)
+	s.waiters = append(s.waiters, waiter{seq: s.lastSeq, done: done})
 	s.mu.Unlock()
 	s.kickWriter()
+}
+
+// waiter is a Notify call: done closes once doneSeq reaches seq.
+type waiter struct {
+	seq  uint64
+	done chan struct{}
+}
+
+// releaseWaitersLocked removes the waiters whose entries are done and
+// returns their channels; all of them when all is set.
+func (s *Store) releaseWaitersLocked(all bool) []chan struct{} {
+	var ready []chan struct{}
+	keep := s.waiters[:0]
+	for _, w := range s.waiters {
+		if all || w.seq <= s.doneSeq {
+			ready = append(ready, w.done)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	clear(s.waiters[len(keep):])
+	s.waiters = keep
+	return ready
 }
 
 // MarkPeer records that this server has received the changes of neighbour

@@ -48,6 +48,14 @@ func (s *Store) writer() {
 		}
 		if err != nil {
 			s.fail(err)
+		} else {
+			s.mu.Lock()
+			s.doneSeq = max(s.doneSeq, seq)
+			ready := s.releaseWaitersLocked(closing)
+			s.mu.Unlock()
+			for _, d := range ready {
+				close(d)
+			}
 		}
 		for _, d := range dones {
 			close(d)
@@ -215,7 +223,7 @@ func (s *Store) fail(err error) {
 	if first {
 		s.ioErr = err
 	}
-	dones := s.pending
+	dones := append(s.pending, s.releaseWaitersLocked(true)...)
 	s.pending = nil
 	s.buf = nil
 	s.mu.Unlock()
