@@ -23,8 +23,8 @@ func TestRestartRecoversStateAndCatchesUpByDelta(t *testing.T) {
 	load(t, h.Member("Hands").ClientAddr, "d", clients, 1)
 	welsh, holiday := h.Member("Welsh"), h.Member("Holiday")
 	waitFor(t, 10*time.Second, "Welsh to learn every client", func() bool { return welsh.Table.Len() == clients })
-	waitFor(t, 5*time.Second, "Holiday to know Welsh has it all", func() bool {
-		return linkOf(welsh, "Holiday").Pos.Seq == holiday.Table.Seq()
+	waitFor(t, 5*time.Second, "each of Holiday and Welsh to have the other's last change", func() bool {
+		return linkOf(welsh, "Holiday").Pos.Seq == holiday.Table.Seq() && linkOf(holiday, "Welsh").Pos.Seq == welsh.Table.Seq()
 	})
 	addr := welsh.ClientAddr
 	if err := h.Stop(context.Background(), "Welsh"); err != nil {
