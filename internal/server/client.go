@@ -302,18 +302,13 @@ func (c *clientConn) whatsat(rp *reply, cmd *protocol.Command) bool {
 	return true
 }
 
-// appendWhatsat frames a WHATSAT reply: the AT line, the JSON with every
-// run of newlines collapsed to one and trailing newlines removed, and a
-// blank line.
+// appendWhatsat frames a WHATSAT reply: the AT line, the JSON (which
+// Response.Render already laid out with no runs of newlines and no
+// trailing newline), and a blank line.
 func appendWhatsat(dst []byte, atLine string, body []byte) []byte {
 	dst = append(dst, atLine...)
 	dst = append(dst, '\n')
-	for i := 0; i < len(body); i++ {
-		if body[i] == '\n' && (i+1 == len(body) || body[i+1] == '\n') {
-			continue
-		}
-		dst = append(dst, body[i])
-	}
+	dst = append(dst, body...)
 	return append(dst, '\n', '\n')
 }
 
