@@ -208,15 +208,8 @@ func readReply(r *bufio.Reader, whatsat bool, scratch []byte) (reply, _ []byte, 
 		return line, scratch, nil
 	}
 	scratch = append(scratch, line...)
-	for errors.Is(err, bufio.ErrBufferFull) {
-		if len(scratch) > maxReply {
-			return nil, scratch, errTooLong
-		}
-		line, err = r.ReadSlice('\n')
-		scratch = append(scratch, line...)
-	}
-	if err != nil {
-		return nil, scratch, readError(err, len(scratch))
+	if scratch, err = finishLine(r, scratch, err); err != nil {
+		return nil, scratch, err
 	}
 	if !whatsat || !bytes.HasPrefix(scratch, []byte("AT")) {
 		return scratch, scratch, nil
@@ -225,15 +218,8 @@ func readReply(r *bufio.Reader, whatsat bool, scratch []byte) (reply, _ []byte, 
 		start := len(scratch)
 		line, err = r.ReadSlice('\n')
 		scratch = append(scratch, line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(scratch) > maxReply {
-				return nil, scratch, errTooLong
-			}
-			line, err = r.ReadSlice('\n')
-			scratch = append(scratch, line...)
-		}
-		if err != nil {
-			return nil, scratch, readError(err, len(scratch))
+		if scratch, err = finishLine(r, scratch, err); err != nil {
+			return nil, scratch, err
 		}
 		if len(scratch)-start == 1 { // the empty line that ends a WHATSAT reply
 			return scratch, scratch, nil
@@ -242,6 +228,23 @@ func readReply(r *bufio.Reader, whatsat bool, scratch []byte) (reply, _ []byte, 
 			return nil, scratch, errTooLong
 		}
 	}
+}
+
+// finishLine reads the rest of a line longer than r's buffer into scratch,
+// given err from the ReadSlice that returned its start.
+func finishLine(r *bufio.Reader, scratch []byte, err error) ([]byte, error) {
+	for errors.Is(err, bufio.ErrBufferFull) {
+		if len(scratch) > maxReply {
+			return scratch, errTooLong
+		}
+		var line []byte
+		line, err = r.ReadSlice('\n')
+		scratch = append(scratch, line...)
+	}
+	if err != nil {
+		return scratch, readError(err, len(scratch))
+	}
+	return scratch, nil
 }
 
 // readError describes a failed reply read; got is how many bytes of the
