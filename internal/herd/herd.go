@@ -96,11 +96,7 @@ func Start(o Options) (*Herd, error) {
 	var ls []bound
 	closeAll := func() {
 		for _, b := range ls {
-			for _, ln := range []net.Listener{b.cln, b.pln, b.mln} {
-				if ln != nil {
-					ln.Close()
-				}
-			}
+			closeListeners(b.cln, b.pln, b.mln)
 		}
 	}
 	for _, name := range names {
@@ -144,6 +140,15 @@ func Start(o Options) (*Herd, error) {
 		h.members[m.Name] = m
 	}
 	return h, nil
+}
+
+// closeListeners closes the listeners that are not nil.
+func closeListeners(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 func listen(addr string) (net.Listener, error) {
@@ -305,30 +310,19 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 	if err != nil {
 		return err
 	}
-	var pln net.Listener
+	var pln, mln net.Listener
 	if peerAddr != clientAddr {
-		if pln, err = listen(peerAddr); err != nil {
-			cln.Close()
-			return err
-		}
+		pln, err = listen(peerAddr)
 	}
-	var mln net.Listener
-	if s.Metrics != "" {
-		if mln, err = listen(s.Metrics); err != nil {
-			cln.Close()
-			if pln != nil {
-				pln.Close()
-			}
-			return err
-		}
+	if err == nil && s.Metrics != "" {
+		mln, err = listen(s.Metrics)
 	}
-	m, err := h.startMember(s, cln, pln, mln)
+	var m *Member
+	if err == nil {
+		m, err = h.startMember(s, cln, pln, mln)
+	}
 	if err != nil {
-		for _, ln := range []net.Listener{cln, pln, mln} {
-			if ln != nil {
-				ln.Close()
-			}
-		}
+		closeListeners(cln, pln, mln)
 		return err
 	}
 	h.mu.Lock()
