@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"herd/internal/protocol"
 )
 
 // Config is a whole herd: its servers, their links and shared settings.
@@ -23,22 +25,27 @@ type Config struct {
 	DataDir        string `toml:"data_dir"`         // durable state under <DataDir>/<name>/; empty: memory only
 	DataSync       string `toml:"data_sync"`        // "always": an IAMAT is answered once fsynced; "fast": once written (fsync within 50ms)
 	PeerSecretFile string `toml:"peer_secret_file"` // shared secret for peer links
+	LogMaxMB       int    `toml:"log_max_mb"`       // a log file is rotated when it reaches this many MiB
+	LogKeep        int    `toml:"log_keep"`         // rotated log files kept per server
 
 	Client ClientConfig `toml:"client"`
 	Peer   PeerConfig   `toml:"peer"`
 	Places PlacesConfig `toml:"places"`
+
+	Locations LocationsConfig `toml:"locations"`
 
 	Servers []Server `toml:"server"`
 }
 
 // ClientConfig holds the limits of client connections.
 type ClientConfig struct {
-	OneShot      bool     `toml:"one_shot"`       // close a connection after its first reply
-	MaxLineBytes int      `toml:"max_line_bytes"` // a longer line closes the connection
-	IdleTimeout  Duration `toml:"idle_timeout"`   // close a connection silent for this long
-	WriteTimeout Duration `toml:"write_timeout"`  // close a connection that does not read its replies
-	MaxConns     int      `toml:"max_conns"`      // client connections per server
-	MaxPipeline  int      `toml:"max_pipeline"`   // commands read ahead of their replies
+	OneShot       bool     `toml:"one_shot"`         // close a connection after its first reply
+	MaxLineBytes  int      `toml:"max_line_bytes"`   // a longer line closes the connection
+	IdleTimeout   Duration `toml:"idle_timeout"`     // close a connection silent for this long
+	WriteTimeout  Duration `toml:"write_timeout"`    // close a connection that does not read its replies
+	MaxConns      int      `toml:"max_conns"`        // client connections per server
+	MaxConnsPerIP int      `toml:"max_conns_per_ip"` // client connections per source IP; 0: no limit
+	MaxPipeline   int      `toml:"max_pipeline"`     // commands read ahead of their replies
 }
 
 // PeerConfig holds the settings of links between servers.
@@ -55,14 +62,29 @@ type PeerConfig struct {
 
 // PlacesConfig chooses and tunes the places provider.
 type PlacesConfig struct {
-	Provider  string   `toml:"provider"`   // "offline", "google" or "google-new"
-	Endpoint  string   `toml:"endpoint"`   // full URL of the provider's endpoint; empty: the provider's default
-	Timeout   Duration `toml:"timeout"`    // one upstream request
-	CacheTTL  Duration `toml:"cache_ttl"`  // how long a network provider's answer is reused
-	CacheSize int      `toml:"cache_size"` // answers kept at most
-	RateLimit float64  `toml:"rate_limit"` // upstream requests per second; 0: unlimited
-	RateBurst int      `toml:"rate_burst"` // upstream requests allowed at once above the rate
+	Provider   string   `toml:"provider"`    // "offline", "google" or "google-new"
+	Endpoint   string   `toml:"endpoint"`    // full URL of the provider's endpoint; empty: the provider's default
+	Timeout    Duration `toml:"timeout"`     // one upstream request
+	CacheTTL   Duration `toml:"cache_ttl"`   // how long a network provider's answer is reused
+	CacheSize  int      `toml:"cache_size"`  // answers kept at most
+	RateLimit  float64  `toml:"rate_limit"`  // upstream requests per second; 0: unlimited
+	RateBurst  int      `toml:"rate_burst"`  // upstream requests allowed at once above the rate
+	CacheBytes int64    `toml:"cache_bytes"` // bytes of answers kept at most
 }
+
+// LocationsConfig bounds what the location table holds (SPEC §9).
+type LocationsConfig struct {
+	MaxClockSkew Duration `toml:"max_clock_skew"` // client times later than now plus this are refused; 0: no bound
+	MaxClients   int      `toml:"max_clients"`    // locations one server holds at most
+	TTL          Duration `toml:"ttl"`            // locations whose client time is older than now minus this are forgotten; 0: never
+}
+
+// Defaults of settings whose zero value means something else.
+const (
+	DefaultMaxClockSkew  = 24 * time.Hour
+	DefaultGoogleRate    = 10 // places.rate_limit of the Google providers
+	DefaultMaxCacheBytes = 64 << 20
+)
 
 // Server is one member of the herd.
 type Server struct {
@@ -88,6 +110,7 @@ func Default() *Config {
 		},
 	}
 	c.LogDir = "logs"
+	c.Locations.MaxClockSkew.D = DefaultMaxClockSkew
 	c.setDefaults()
 	return c
 }
@@ -117,7 +140,13 @@ func (c *Config) setDefaults() {
 	setDur(&pl.Timeout, 5*time.Second)
 	setDur(&pl.CacheTTL, 10*time.Minute)
 	setInt(&pl.CacheSize, 10000)
-	setInt(&pl.RateBurst, 10)
+	setInt(&pl.RateBurst, 20)
+	if pl.CacheBytes == 0 {
+		pl.CacheBytes = DefaultMaxCacheBytes
+	}
+	setInt(&c.Locations.MaxClients, 5_000_000)
+	setInt(&c.LogMaxMB, 100)
+	setInt(&c.LogKeep, 5)
 }
 
 func setInt(v *int, def int) {
@@ -161,6 +190,15 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	if !md.IsDefined("log_dir") {
 		c.LogDir = "logs" // an explicit log_dir = "" turns log files off
+	}
+	if md.IsDefined("log_keep") && c.LogKeep == 0 {
+		return nil, fmt.Errorf("%s: log_keep: 0 out of range: want at least 1 old file", name)
+	}
+	if !md.IsDefined("locations", "max_clock_skew") {
+		c.Locations.MaxClockSkew.D = DefaultMaxClockSkew // an explicit "0" means no bound
+	}
+	if !md.IsDefined("places", "rate_limit") && strings.HasPrefix(c.Places.Provider, "google") {
+		c.Places.RateLimit = DefaultGoogleRate // an explicit 0 means unlimited
 	}
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
@@ -249,7 +287,7 @@ func (c *Config) Validate() error {
 		key string
 		bad bool
 	}{
-		{"client.max_line_bytes", c.Client.MaxLineBytes < 64 || c.Client.MaxLineBytes > 1<<20},
+		{"client.max_conns_per_ip", c.Client.MaxConnsPerIP < 0},
 		{"client.max_conns", c.Client.MaxConns < 1},
 		{"client.max_pipeline", c.Client.MaxPipeline < 1},
 		{"client.idle_timeout", c.Client.IdleTimeout.D < 0},
@@ -264,6 +302,14 @@ func (c *Config) Validate() error {
 		{"places.cache_size", c.Places.CacheSize < 0},
 		{"places.rate_limit", c.Places.RateLimit < 0},
 		{"places.rate_burst", c.Places.RateBurst < 1},
+		{"places.cache_bytes", c.Places.CacheBytes < 0},
+		{"locations.max_clients", c.Locations.MaxClients < 1},
+		{"log_max_mb", c.LogMaxMB < 1},
+		{"log_keep", c.LogKeep < 1},
+	}
+	if n := c.Client.MaxLineBytes; n < protocol.MinClientLineBytes || n > protocol.MaxClientLineBytes {
+		return fail("client.max_line_bytes", "%d out of range: want %d to %d (the longest line whose update every neighbour accepts)",
+			n, protocol.MinClientLineBytes, protocol.MaxClientLineBytes)
 	}
 	for _, ch := range checks {
 		if ch.bad {

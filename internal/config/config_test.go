@@ -100,9 +100,15 @@ addr = "127.0.0.1:2"
 		"bad duration":      {"[client]\nidle_timeout = \"soon\"\n" + two, `bad duration "soon"`},
 		"negative duration": {"[client]\nidle_timeout = \"-1s\"\n" + two, "must not be negative"},
 		"unknown provider":  {"[places]\nprovider = \"bing\"\n" + two, `places.provider: unknown provider "bing"`},
-		"tiny line limit":   {"[client]\nmax_line_bytes = 10\n" + two, "client.max_line_bytes: value out of range"},
+		"tiny line limit":   {"[client]\nmax_line_bytes = 10\n" + two, "client.max_line_bytes: 10 out of range"},
 		"wrong type":        {"[client]\none_shot = \"yes\"\n" + two, "h.toml"},
 		"dead before beat":  {"[peer]\nheartbeat = \"5s\"\ndead_after = \"5s\"\n" + two, "peer.dead_after"},
+		"huge line limit":   {"[client]\nmax_line_bytes = 200000\n" + two, "client.max_line_bytes: 200000 out of range: want 64 to 65437"},
+		"negative per ip":   {"[client]\nmax_conns_per_ip = -1\n" + two, "client.max_conns_per_ip"},
+		"negative clients":  {"[locations]\nmax_clients = -5\n" + two, "locations.max_clients"},
+		"bad skew":          {"[locations]\nmax_clock_skew = \"a day\"\n" + two, `bad duration "a day"`},
+		"log_keep":          {"log_keep = -1\n" + two, "log_keep"},
+		"log_keep 0":        {"log_keep = 0\n" + two, "log_keep: 0 out of range"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -173,5 +179,45 @@ func TestExamples(t *testing.T) {
 		if got := c.Links(name); !reflect.DeepEqual(got, links) {
 			t.Errorf("course-2020 Links(%s) = %v, want %v", name, got, links)
 		}
+	}
+}
+
+// TestLimitDefaults: the limits of SPEC §9, with "0" kept where it means
+// "no bound" and the Google rate limit only for the Google providers.
+func TestLimitDefaults(t *testing.T) {
+	const one = "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\n"
+	tests := map[string]struct {
+		toml  string
+		check func(c *Config) bool
+	}{
+		"defaults": {one, func(c *Config) bool {
+			return c.Locations.MaxClockSkew.D == 24*time.Hour && c.Locations.MaxClients == 5_000_000 && c.Locations.TTL.D == 0 &&
+				c.LogMaxMB == 100 && c.LogKeep == 5 && c.Client.MaxConnsPerIP == 0 &&
+				c.Places.RateLimit == 0 && c.Places.RateBurst == 20 && c.Places.CacheBytes == 64<<20
+		}},
+		"skew 0 is no bound": {"[locations]\nmax_clock_skew = \"0\"\nttl = \"72h\"\nmax_clients = 10\n" + one, func(c *Config) bool {
+			return c.Locations.MaxClockSkew.D == 0 && c.Locations.TTL.D == 72*time.Hour && c.Locations.MaxClients == 10
+		}},
+		"google is rate limited": {"[places]\nprovider = \"google\"\n" + one, func(c *Config) bool {
+			return c.Places.RateLimit == 10 && c.Places.RateBurst == 20
+		}},
+		"google-new is rate limited": {"[places]\nprovider = \"google-new\"\n" + one, func(c *Config) bool { return c.Places.RateLimit == 10 }},
+		"explicit 0 is unlimited":    {"[places]\nprovider = \"google\"\nrate_limit = 0\n" + one, func(c *Config) bool { return c.Places.RateLimit == 0 }},
+		"largest line":               {"[client]\nmax_line_bytes = 65437\nmax_conns_per_ip = 3\n" + one, func(c *Config) bool { return c.Client.MaxLineBytes == 65437 && c.Client.MaxConnsPerIP == 3 }},
+		"log rotation":               {"log_max_mb = 1\nlog_keep = 2\n" + one, func(c *Config) bool { return c.LogMaxMB == 1 && c.LogKeep == 2 }},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse("h.toml", []byte(tt.toml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("got locations %+v, places %+v, client %+v, log_max_mb %d, log_keep %d", c.Locations, c.Places, c.Client, c.LogMaxMB, c.LogKeep)
+			}
+		})
+	}
+	if d := Default(); d.Locations.MaxClockSkew.D != 24*time.Hour || d.Locations.MaxClients != 5_000_000 {
+		t.Fatalf("Default() locations %+v", d.Locations)
 	}
 }
