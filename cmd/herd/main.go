@@ -44,6 +44,8 @@ var commands = []command{
 	{"serve", "run one server of the herd", runServe},
 	{"client", "send lines to a server and print the replies", runClient},
 	{"bench", "load a herd and measure throughput and latency", runBench},
+	{"certs", "make the CA, keys and certificates for TLS between servers", runCerts},
+	{"secret", "print a new random peer secret", runSecret},
 	{"version", "print the version", runVersion},
 	{"help", "show help for herd or a subcommand", nil},
 }
