@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/term"
 
+	"herd/internal/pki"
 	"herd/internal/protocol"
 )
 
@@ -45,6 +47,9 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file used by -server (TOML)")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the connection and for each reply")
 	raw := fs.Bool("json", false, "print WHATSAT replies as the server sent them, not as a table")
+	useTLS := fs.Bool("tls", false, "speak TLS to the server (its [client.tls])")
+	caFile := fs.String("ca", "", "with -tls: the CA certificate that signed the server's (default: the system's roots)")
+	serverName := fs.String("tls-name", "", "with -tls: the name the server's certificate must carry (default: the host part of the address)")
 	if err := parseFlags(e, fs, args); err != nil {
 		return err
 	}
@@ -79,10 +84,12 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	} else {
 		lines = rest
 	}
-	d := net.Dialer{Timeout: *timeout}
-	nc, err := d.DialContext(ctx, "tcp", target)
+	if !*useTLS && (*caFile != "" || *serverName != "") {
+		return usagef("-ca and -tls-name need -tls")
+	}
+	nc, err := dialClient(ctx, target, *timeout, *useTLS, *caFile, *serverName)
 	if err != nil {
-		return fmt.Errorf("cannot connect to %s: %w (is the herd running? start it with `herd up`)", target, err)
+		return err
 	}
 	defer nc.Close()
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) }) // Ctrl-C while waiting
@@ -107,6 +114,35 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return in.Err()
+}
+
+// dialClient connects to target, over TLS when useTLS (verified against
+// caFile, or the system's roots, for serverName or the address's host).
+func dialClient(ctx context.Context, target string, timeout time.Duration, useTLS bool, caFile, serverName string) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	nc, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to %s: %w (is the herd running? start it with `herd up`)", target, err)
+	}
+	if !useTLS {
+		return nc, nil
+	}
+	if serverName == "" {
+		serverName, _, _ = net.SplitHostPort(target)
+	}
+	cfg, err := pki.DialConfig(caFile, serverName)
+	if err != nil {
+		nc.Close()
+		return nil, usagef("-ca: %v", err)
+	}
+	tc := tls.Client(nc, cfg)
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS with %s: %w", target, err)
+	}
+	return tc, nil
 }
 
 // shortcut turns `iamat ID [LOCATION]` or `whatsat ID RADIUS BOUND` into a

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -28,6 +30,15 @@ func runUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return runHerd(ctx, e, cfg, nil)
+}
+
+// ownSecret is the peer secret `herd up` makes at start when the config has
+// no credential: every member runs in this process, so no other process
+// can join its herd.
+func ownSecret() [][]byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return [][]byte{[]byte(hex.EncodeToString(b))}
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -70,18 +81,25 @@ func describe(cfg *config.Config) string {
 // cancelled by SIGINT or SIGTERM.
 func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) error {
 	progress := newProgressLogger(e.stderr)
-	secret, err := loadSecret(cfg, e.getenv)
+	secrets, err := loadSecrets(cfg, e.getenv)
 	if err != nil {
 		return err
 	}
-	if len(secret) == 0 {
-		progress.Warn("no peer secret (peer_secret_file or HERD_PEER_SECRET): peer links are not authenticated")
+	if len(names) == 0 && len(secrets) == 0 && !cfg.Peer.TLS.On() && !cfg.Insecure {
+		secrets = ownSecret()
+	}
+	if err := cfg.Unprotected(names, len(secrets) > 0); err != nil {
+		return usageError{err}
+	}
+	token, err := loadToken(cfg)
+	if err != nil {
+		return err
 	}
 	newFinder, err := finderFactory(ctx, cfg.Places, e.getenv, progress)
 	if err != nil {
 		return err
 	}
-	h, err := herd.Start(herd.Options{Config: cfg, Names: names, NewFinder: newFinder, Secret: secret, Progress: progress})
+	h, err := herd.Start(herd.Options{Config: cfg, Names: names, NewFinder: newFinder, Secrets: secrets, MetricsToken: token, Progress: progress})
 	if err != nil {
 		return err
 	}
@@ -101,11 +119,16 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	return nil
 }
 
-// loadSecret returns the peer secret: HERD_PEER_SECRET if set, else the
-// contents of peer_secret_file (surrounding white space trimmed).
-func loadSecret(cfg *config.Config, getenv func(string) string) ([]byte, error) {
+// loadSecrets returns the peer secrets: HERD_PEER_SECRET if set, else the
+// lines of peer_secret_file (blank lines and surrounding white space left
+// out). The first proves this server; every one is accepted from a
+// neighbour, so a secret can be rotated without downtime.
+func loadSecrets(cfg *config.Config, getenv func(string) string) ([][]byte, error) {
 	if s := strings.TrimSpace(getenv("HERD_PEER_SECRET")); s != "" {
-		return []byte(s), nil
+		if len(s) < peer.MinSecretBytes {
+			return nil, usagef("HERD_PEER_SECRET is %d bytes: a peer secret needs at least %d (`herd secret` prints a good one)", len(s), peer.MinSecretBytes)
+		}
+		return [][]byte{[]byte(s)}, nil
 	}
 	if cfg.PeerSecretFile == "" {
 		return nil, nil
@@ -114,9 +137,36 @@ func loadSecret(cfg *config.Config, getenv func(string) string) ([]byte, error) 
 	if err != nil {
 		return nil, usagef("%s: peer_secret_file: %v", describe(cfg), err)
 	}
-	s := strings.TrimSpace(string(b))
-	if len(s) < 16 {
-		return nil, usagef("%s: peer_secret_file: the secret in %s is shorter than 16 characters", describe(cfg), cfg.PeerSecretFile)
+	var out [][]byte
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if len(line) < peer.MinSecretBytes {
+			return nil, usagef("%s: peer_secret_file: line %d of %s is %d bytes: a peer secret needs at least %d (`herd secret` prints a good one)", describe(cfg), i+1, cfg.PeerSecretFile, len(line), peer.MinSecretBytes)
+		}
+		out = append(out, []byte(line))
 	}
-	return []byte(s), nil
+	if len(out) == 0 {
+		return nil, usagef("%s: peer_secret_file: %s holds no secret", describe(cfg), cfg.PeerSecretFile)
+	}
+	return out, nil
+}
+
+// loadToken returns the status page token of [metrics] token_file, or "".
+func loadToken(cfg *config.Config) (string, error) {
+	f := cfg.Metrics.TokenFile
+	if f == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return "", usagef("%s: metrics.token_file: %v", describe(cfg), err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < peer.MinSecretBytes {
+		return "", usagef("%s: metrics.token_file: the token in %s is %d bytes: it needs at least %d", describe(cfg), f, len(tok), peer.MinSecretBytes)
+	}
+	return tok, nil
 }

@@ -30,8 +30,8 @@ type SpawnOptions struct {
 	// empty: memory only. The config's data_dir is never used, so a spawned
 	// herd cannot touch the state of a real one.
 	DataDir string
-	// Secret authenticates the peer links; nil: a random one, as a
-	// production herd would have.
+	// Secret authenticates the peer links unless the config has
+	// [peer.tls]; nil: a random one, as a production herd would have.
 	Secret []byte
 	// Progress receives the herd's human-readable events; nil discards them.
 	Progress *slog.Logger
@@ -72,7 +72,7 @@ func Spawn(o SpawnOptions) (*Spawned, error) {
 		secret = []byte(hex.EncodeToString(b[:]))
 	}
 	h, err := herd.Start(herd.Options{
-		Config: &cfg, NewFinder: newFinder, Secret: secret, Progress: o.Progress,
+		Config: &cfg, NewFinder: newFinder, Secrets: [][]byte{secret}, Progress: o.Progress,
 		NoLogFiles: o.LogDir == "",
 	})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 func startWithSecret(t *testing.T, secret string) *Herd {
 	t.Helper()
-	h, err := Start(Options{Config: defaultConfig(t), Secret: []byte(secret), NewFinder: func(string) places.Finder { return &fakeFinder{} }})
+	h, err := Start(Options{Config: defaultConfig(t), Secrets: [][]byte{[]byte(secret)}, NewFinder: func(string) places.Finder { return &fakeFinder{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,8 +34,8 @@ func TestClientCannotInjectWithSecret(t *testing.T) {
 	h := startWithSecret(t, "0123456789abcdef-secret")
 	g := h.Member("Goloman")
 	c := dial(t, g.ClientAddr)
-	c.send("HERD-PEER 1 Hands Goloman 0123456789abcdef0123456789abcdef\n")
-	if got := c.line(); !strings.HasPrefix(got, "HERD-PEER-OK 1 Goloman ") {
+	c.send("HERD-PEER 2 Hands Goloman 0123456789abcdef0123456789abcdef\n")
+	if got := c.line(); !strings.HasPrefix(got, "HERD-PEER-OK 2 Goloman ") {
 		t.Fatalf("challenge %q", got)
 	}
 	c.send("HERD-PEER-AUTH 00ff\n")
@@ -54,15 +54,15 @@ func TestClientCannotInjectWithSecret(t *testing.T) {
 		t.Fatal("a client changed a location through the peer protocol")
 	}
 	// A hello naming a stranger is rejected outright.
-	c.send("HERD-PEER 1 Mallory Goloman 0123456789abcdef0123456789abcdef\n")
-	if got := c.line(); got != "? HERD-PEER 1 Mallory Goloman 0123456789abcdef0123456789abcdef\n" {
+	c.send("HERD-PEER 2 Mallory Goloman 0123456789abcdef0123456789abcdef\n")
+	if got := c.line(); got != "? HERD-PEER 2 Mallory Goloman 0123456789abcdef0123456789abcdef\n" {
 		t.Fatalf("stranger's hello answered %q", got)
 	}
 }
 
 func TestMismatchedSecretsDoNotLink(t *testing.T) {
 	cfg := defaultConfig(t)
-	a, err := Start(Options{Config: cfg, Names: []string{"Welsh"}, Secret: []byte("secret-number-one-1234")})
+	a, err := Start(Options{Config: cfg, Names: []string{"Welsh"}, Secrets: [][]byte{[]byte("secret-number-one-1234")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestMismatchedSecretsDoNotLink(t *testing.T) {
 	// Holiday, Welsh's only neighbour, runs in another "process" with another secret.
 	cfg2 := defaultConfig(t)
 	cfg2.Servers[3].Addr = a.Member("Welsh").ClientAddr
-	b, err := Start(Options{Config: cfg2, Names: []string{"Holiday"}, Secret: []byte("secret-number-two-1234")})
+	b, err := Start(Options{Config: cfg2, Names: []string{"Holiday"}, Secrets: [][]byte{[]byte("secret-number-two-1234")}})
 	if err != nil {
 		t.Fatal(err)
 	}

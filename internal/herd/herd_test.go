@@ -239,10 +239,10 @@ func TestStuckNeighbourDoesNotBlockClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	fmt.Fprintf(nc, "HERD-PEER 1 Hands Goloman 0123456789abcdef0123\n")
+	fmt.Fprintf(nc, "HERD-PEER 2 Hands Goloman 0123456789abcdef0123456789abcdef\n")
 	buf := make([]byte, 200)
 	n, _ := nc.Read(buf)
-	if !strings.HasPrefix(string(buf[:n]), "HERD-PEER-OK 1 Goloman ") {
+	if !strings.HasPrefix(string(buf[:n]), "HERD-PEER-OK 2 Goloman ") {
 		t.Fatalf("handshake reply %q", buf[:n])
 	}
 	fmt.Fprintf(nc, "HERD-PEER-AUTH -\n")

@@ -14,6 +14,7 @@ package peer
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,13 +22,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"herd/internal/config"
 	"herd/internal/location"
+	"herd/internal/protocol"
 )
 
 // Neighbor is one configured link.
@@ -41,7 +42,7 @@ type Options struct {
 	Name      string // this server
 	Neighbors []Neighbor
 	Config    config.PeerConfig
-	Secret    []byte // empty: peers are not authenticated
+	Auth      Auth // how links are authenticated
 	Table     *location.Table
 	Logger    *slog.Logger
 	// Epoch identifies this server's history of change numbers (see
@@ -69,7 +70,7 @@ type Pos struct{ Epoch, Seq uint64 }
 type Manager struct {
 	name      string
 	cfg       config.PeerConfig
-	secret    []byte
+	auth      Auth
 	table     *location.Table
 	log       *slog.Logger
 	epoch     uint64
@@ -77,6 +78,8 @@ type Manager struct {
 	onPos     func(string, Pos)
 	dial      func(ctx context.Context, addr string) (net.Conn, error)
 	links     map[string]*link // immutable after New
+	admission admission        // handshakes in progress
+	refused   refusals         // handshakes refused, by reason
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -111,14 +114,16 @@ type link struct {
 	syncBytes   atomic.Int64 // bytes of catch-up sent to the neighbour, all links so far
 	syncRecords atomic.Int64 // records of catch-up sent
 	reconnects  atomic.Int64
-	dropped     atomic.Int64 // updates not queued because the link was full
-	refused     atomic.Int64 // dials that failed the handshake
+	dropped     atomic.Int64             // updates not queued because the link was full
+	refused     atomic.Int64             // dials that failed the handshake
+	downs       [numReasons]atomic.Int64 // live connections closed, by reason
 }
 
 // conn is one established peer connection.
 type conn struct {
 	nc      net.Conn
-	r       *bufio.Reader
+	r       *lineReader
+	key     []byte // authenticates every message; nil without a shared secret
 	peer    string
 	dialer  string    // the server that dialed it
 	out     chan item // changes to send, in Seq order; bounded
@@ -129,7 +134,8 @@ type conn struct {
 	dup     atomic.Bool // the neighbour said it keeps another connection
 	closed  chan struct{}
 	once    sync.Once
-	reason  string // set once, before closed is closed
+	reason  CloseReason // set once, before closed is closed
+	detail  string      // what happened, for the log; set with reason
 }
 
 // retireConn asks the writer to tell the neighbour that c is a duplicate
@@ -148,7 +154,7 @@ type item struct {
 func New(o Options) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
-		name: o.Name, cfg: o.Config, secret: o.Secret, table: o.Table,
+		name: o.Name, cfg: o.Config, auth: o.Auth, table: o.Table,
 		log: o.Logger, epoch: o.Epoch, deltaFrom: o.DeltaFrom, onPos: o.OnPosition, dial: o.Dial,
 		links: make(map[string]*link, len(o.Neighbors)),
 		ctx:   ctx, cancel: cancel,
@@ -195,7 +201,7 @@ func (m *Manager) Close() {
 		c := l.cur
 		l.mu.Unlock()
 		if c != nil {
-			c.close("server shutting down")
+			c.close(CloseShutdown, "server shutting down")
 		}
 	}
 	m.wg.Wait()
@@ -217,7 +223,7 @@ func (m *Manager) enqueue(rec location.Record, from string) {
 		case c.out <- item{line: rec.Line, seq: rec.Seq, skip: name == from}:
 		default:
 			l.dropped.Add(1)
-			c.close("outbound queue full: neighbour too slow")
+			c.close(CloseQueueFull, "outbound queue full: neighbour too slow")
 		}
 	}
 }
@@ -238,6 +244,8 @@ type LinkState struct {
 	SyncBytes, SyncRecords int64
 	// Received and Sent count updates (AT lines) over all connections.
 	Received, Sent int64
+	// Down counts live connections that ended, indexed by CloseReason.
+	Down [numReasons]int64
 }
 
 // Links returns the state of every link, in no particular order.
@@ -250,6 +258,9 @@ func (m *Manager) Links() []LinkState {
 		s := LinkState{Peer: l.peer, Reconnects: l.reconnects.Load(), Dropped: l.dropped.Load(), Refused: l.refused.Load(),
 			Pos: pos, SyncBytes: l.syncBytes.Load(), SyncRecords: l.syncRecords.Load(),
 			Received: l.received.Load(), Sent: l.sent.Load()}
+		for i := range s.Down {
+			s.Down[i] = l.downs[i].Load()
+		}
 		if c != nil {
 			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
 		}
@@ -258,134 +269,26 @@ func (m *Manager) Links() []LinkState {
 	return out
 }
 
-// Accept runs the acceptor's side of the handshake on a connection whose
-// first line, hello, has been read from r, and if it succeeds serves the
-// link until it ends. If the handshake is rejected, Accept returns a
-// *Rejected error carrying the line that failed, and the caller decides what
-// becomes of the connection (a client port treats it as a client). Other
-// errors mean the connection is unusable; Accept does not close nc then.
-func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte) error {
-	from, err := m.acceptHandshake(nc, r, trimEOL(hello))
-	if err != nil {
-		var rej *errRejected
-		if errors.As(err, &rej) {
-			m.log.Warn("peer handshake rejected", "remote", nc.RemoteAddr().String(), "reason", rej.reason)
-			return &Rejected{Line: rej.line, Reason: rej.reason}
-		}
-		return err
-	}
-	if !m.track() {
-		return nil
-	}
-	defer m.wg.Done()
-	m.run(m.links[from], nc, r, from)
-	return nil
-}
-
-// Rejected is returned by Accept for a connection that is not a peer.
-type Rejected struct {
-	Line   string // the line that failed the handshake
-	Reason string
-}
-
-func (e *Rejected) Error() string { return "not a peer: " + e.Reason }
-
-func trimEOL(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return string(b)
-}
-
-// dialLoop keeps one neighbour connected: it dials at once, waits while the
-// link is up, and redials with capped, jittered back-off while it is down.
-func (m *Manager) dialLoop(l *link) {
-	defer m.wg.Done()
-	const base = 20 * time.Millisecond
-	wait := time.Duration(0)
-	failures := 0
-	for {
-		if c := l.current(); c != nil {
-			select {
-			case <-c.closed:
-				// Redial at once, unless the neighbour closed it as a
-				// duplicate: then its own connection is on the way.
-				wait, failures = 0, 0
-				if c.dup.Load() {
-					wait = 100 * time.Millisecond
-				}
-				continue
-			case <-m.ctx.Done():
-				return
-			}
-		}
-		if wait > 0 {
-			t := time.NewTimer(wait/2 + rand.N(wait/2+1))
-			select {
-			case <-t.C:
-			case <-m.ctx.Done():
-				t.Stop()
-				return
-			}
-		}
-		if l.current() != nil {
-			continue
-		}
-		err := m.dialOnce(l)
-		if err == nil {
-			wait, failures = 0, 0
-			continue
-		}
-		if m.ctx.Err() != nil {
-			return
-		}
-		failures++
-		// Log the first failure and then every 30th, so a long outage does not flood the log.
-		if failures == 1 || failures%30 == 0 {
-			m.log.Info("cannot reach neighbour", "peer", l.peer, "addr", l.addr, "err", err.Error(), "attempts", failures)
-		}
-		wait = min(max(2*wait, base), m.cfg.RetryMax.D)
-	}
-}
-
-// dialOnce connects, handshakes and, on success, starts serving the link in
-// new goroutines.
-func (m *Manager) dialOnce(l *link) error {
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout.D)
-	nc, err := m.dial(ctx, l.addr)
-	cancel()
-	if err != nil {
-		return err
-	}
-	r := bufio.NewReaderSize(nc, 64<<10)
-	if err := m.dialHandshake(nc, r, l.peer); err != nil {
-		nc.Close()
-		l.refused.Add(1)
-		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.addr, "err", err.Error())
-		return err
-	}
-	if !m.track() {
-		nc.Close()
-		return nil
-	}
-	go func() {
-		defer m.wg.Done()
-		m.run(l, nc, r, m.name)
-	}()
-	return nil
-}
-
 func (l *link) current() *conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.cur
 }
 
+// messageBufSize is the read buffer of an authenticated link: the longest
+// record, its code and line ending.
+const messageBufSize = protocol.MaxRecordBytes + 2*macLen + 8
+
 // run registers an authenticated connection as the link's live one (or
-// drops it as a duplicate), then serves it until it fails.
-func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
-	c := &conn{nc: nc, r: r, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
+// drops it as a duplicate), then serves it until it fails. r holds what was
+// read past the handshake; key authenticates messages (nil: none).
+func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key []byte) {
+	c := &conn{nc: nc, key: key, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
 		syncReq: make(chan Pos, 1), retire: make(chan struct{}), closed: make(chan struct{})}
+	c.r = &lineReader{r: rebuffer(r, nc, messageBufSize)}
+	if key != nil {
+		c.r.mac = newMacer(key, c.direction(m.name))
+	}
 	// Registering under the table's change lock splits the changes exactly:
 	// up to c.base they are sent by catch-up, after it through c.out.
 	var ok, replaced bool
@@ -395,17 +298,19 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
 	})
 	if !ok {
 		nc.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(nc, "DUPLICATE\n")
+		lw := c.writer(m.name, bufio.NewWriterSize(nc, 64))
+		lw.lineString("DUPLICATE")
+		lw.w.Flush()
 		nc.Close()
 		return
 	}
 	if m.ctx.Err() != nil { // Close may have missed c
-		c.close("server shutting down")
+		c.close(CloseShutdown, "server shutting down")
 	}
 	if replaced {
 		m.log.Debug("peer connection replaced by a newer one", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
 	} else {
-		m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+		m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer, "auth", m.auth.Mode())
 	}
 	done := make(chan struct{})
 	go func() {
@@ -422,10 +327,51 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string) {
 	}
 	l.mu.Unlock()
 	if wasLive && !c.dup.Load() {
-		m.log.Info("peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+		l.downs[c.reason].Add(1)
+		level := slog.LevelInfo
+		if c.reason == CloseBadMAC || c.reason == CloseLineTooLong {
+			level = slog.LevelWarn
+		}
+		m.log.Log(context.Background(), level, "peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason.String(), "detail", c.detail)
 	} else {
-		m.log.Debug("peer connection closed", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason)
+		m.log.Debug("peer connection closed", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason.String(), "detail", c.detail)
 	}
+}
+
+// direction is the code direction of the messages c receives: 'd' for
+// those the dialer sends, 'a' for the acceptor's.
+func (c *conn) direction(self string) byte {
+	if c.dialer == self {
+		return 'a' // we dialed: we receive the acceptor's
+	}
+	return 'd'
+}
+
+// writer returns the message writer of c on w, sealing each message when
+// the link has a key. self is this server's name.
+func (c *conn) writer(self string, w *bufio.Writer) *lineWriter {
+	lw := &lineWriter{w: w}
+	if c.key != nil {
+		dir := byte('a')
+		if c.dialer == self {
+			dir = 'd'
+		}
+		lw.mac = newMacer(c.key, dir)
+	}
+	return lw
+}
+
+// rebuffer returns a reader of size bytes over nc that first yields what r
+// has buffered: the small handshake buffer is replaced by the link's.
+func rebuffer(r *bufio.Reader, nc net.Conn, size int) *bufio.Reader {
+	if r.Size() >= size {
+		return r
+	}
+	if n := r.Buffered(); n > 0 {
+		rest, _ := r.Peek(n)
+		return bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc), size)
+	}
+	return bufio.NewReaderSize(nc, size)
 }
 
 // register makes c the link's live connection unless the live one should
@@ -450,9 +396,10 @@ func (m *Manager) register(l *link, c *conn) (ok, replaced bool) {
 	return true, false
 }
 
-func (c *conn) close(reason string) {
+// close ends c for reason; the first reason given is the one kept.
+func (c *conn) close(reason CloseReason, detail string) {
 	c.once.Do(func() {
-		c.reason = reason
+		c.reason, c.detail = reason, detail
 		close(c.closed)
 		c.nc.Close()
 	})
@@ -466,29 +413,31 @@ func (m *Manager) readLoop(l *link, c *conn) {
 		// Refreshed at most every DeadAfter/8, and the clock read only
 		// before a read that may block or every 64 lines: both cost more
 		// than a line.
-		if c.r.Buffered() == 0 || lines%64 == 0 {
+		if c.r.r.Buffered() == 0 || lines%64 == 0 {
 			if now := time.Now(); now.Sub(deadlineSet) > m.cfg.DeadAfter.D/8 {
 				c.nc.SetReadDeadline(now.Add(m.cfg.DeadAfter.D))
 				deadlineSet = now
 			}
 		}
-		line, err := c.r.ReadSlice('\n')
+		line, err := c.r.next()
 		if err != nil {
 			switch {
+			case errors.Is(err, errBadMAC):
+				c.close(CloseBadMAC, "a message failed authentication: altered or injected on the wire")
 			case errors.Is(err, bufio.ErrBufferFull):
-				c.close("line too long from neighbour")
+				c.close(CloseLineTooLong, fmt.Sprintf("line longer than %d bytes from neighbour", messageBufSize))
 			case errors.Is(err, io.EOF):
-				c.close("closed by neighbour")
+				c.close(CloseByNeighbour, "closed by neighbour")
 			case errors.Is(err, net.ErrClosed):
-				c.close("closed")
+				c.close(CloseShutdown, "closed")
 			default:
-				c.close(err.Error())
+				c.close(CloseReadError, err.Error())
 			}
 			return
 		}
 		msg, err := parseMessage(line)
 		if err != nil {
-			m.log.Warn("bad message from neighbour", "peer", l.peer, "line", trimEOL(line), "err", err.Error())
+			m.log.Warn("bad message from neighbour", "peer", l.peer, "line", string(line), "err", err.Error())
 			continue
 		}
 		switch msg.kind {
@@ -509,7 +458,7 @@ func (m *Manager) readLoop(l *link, c *conn) {
 			}
 		case msgDuplicate:
 			c.dup.Store(true)
-			c.close("duplicate: the neighbour keeps another connection")
+			c.close(CloseDuplicate, "the neighbour keeps another connection")
 			return
 		}
 	}
@@ -522,164 +471,4 @@ func (m *Manager) setPos(l *link, p Pos) {
 	if m.onPos != nil {
 		m.onPos(l.peer, p)
 	}
-}
-
-// writeLoop asks the neighbour for what this server missed, sends it what
-// it missed, then sends the queued changes, with a PING when idle.
-func (m *Manager) writeLoop(l *link, c *conn) {
-	cw := &countingWriter{w: c.nc}
-	w := bufio.NewWriterSize(cw, 64<<10)
-	fail := func(err error) { c.close("write: " + err.Error()) }
-	deadline := func() { c.nc.SetWriteDeadline(time.Now().Add(m.cfg.WriteTimeout.D)) }
-	deadline()
-	l.mu.Lock()
-	pos := l.pos
-	l.mu.Unlock()
-	fmt.Fprintf(w, "SYNC %d %d\n", pos.Epoch, pos.Seq)
-	if err := w.Flush(); err != nil {
-		fail(err)
-		return
-	}
-	var req Pos
-	t := time.NewTimer(m.cfg.DeadAfter.D)
-	select {
-	case req = <-c.syncReq:
-		t.Stop()
-	case <-t.C:
-		c.close("no SYNC from neighbour")
-		return
-	case <-c.retire:
-		t.Stop()
-		m.retire(w, c)
-		return
-	case <-c.closed:
-		t.Stop()
-		return
-	}
-	from, ok := m.deltaFrom(req.Epoch, req.Seq)
-	if !ok {
-		from = 0 // not our history: send everything
-	}
-	// A position past base is real when another connection to the same
-	// neighbour delivered more meanwhile; what follows base comes through
-	// c.out anyway.
-	from = min(from, c.base)
-	start := cw.n
-	var werr error
-	sent := 0
-	m.table.Range(func(r location.Record) bool {
-		if r.Seq <= from || r.Seq > c.base || r.From == c.peer {
-			return true // the neighbour has it, it came from there, or it comes through c.out
-		}
-		if werr == nil {
-			_, werr = w.WriteString(r.Line)
-		}
-		if werr == nil {
-			werr = w.WriteByte('\n')
-		}
-		if sent++; sent%1024 == 0 {
-			deadline()
-		}
-		return werr == nil
-	})
-	if werr == nil {
-		fmt.Fprintf(w, "SYNCED %d %d\n", m.epoch, c.base)
-		werr = w.Flush()
-	}
-	if werr != nil {
-		fail(werr)
-		return
-	}
-	l.syncBytes.Add(cw.n - start)
-	l.syncRecords.Add(int64(sent))
-	l.sent.Add(int64(sent))
-	m.log.Info("caught up neighbour", "peer", c.peer, "records", sent, "bytes", cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
-	hb := time.NewTicker(m.cfg.Heartbeat.D)
-	defer hb.Stop()
-	var lastFlush time.Time
-	var lastBatch int64
-	hold := time.NewTimer(time.Hour)
-	hold.Stop()
-	for {
-		select {
-		case it := <-c.out:
-			deadline()
-			n, last := writeItem(w, it, 0)
-			// Drain what is already queued before one flush.
-			for k := len(c.out); k > 0; k-- {
-				n, last = writeItem(w, <-c.out, n)
-			}
-			// A busy link (its last write carried several updates, less
-			// than coalesce ago) collects what arrives until then, so one
-			// write(2) carries many updates. A quiet link writes at once.
-			if wait := coalesce - time.Since(lastFlush); wait > 0 && lastBatch > 1 && n < 256 {
-				hold.Reset(wait)
-			collect:
-				for n < 256 {
-					select {
-					case it := <-c.out:
-						n, last = writeItem(w, it, n)
-					case <-hold.C:
-						break collect
-					}
-				}
-				hold.Stop()
-			}
-			l.sent.Add(n)
-			w.WriteString("SEQ ")
-			w.Write(strconv.AppendUint(nil, last, 10))
-			w.WriteByte('\n')
-			if err := w.Flush(); err != nil {
-				fail(err)
-				return
-			}
-			lastFlush, lastBatch = time.Now(), n
-		case <-hb.C:
-			deadline()
-			w.WriteString("PING\n")
-			if err := w.Flush(); err != nil {
-				fail(err)
-				return
-			}
-		case <-c.retire:
-			m.retire(w, c)
-			return
-		case <-c.closed:
-			return
-		}
-	}
-}
-
-// retire tells the neighbour that c is a duplicate and closes it.
-func (m *Manager) retire(w *bufio.Writer, c *conn) {
-	c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-	w.WriteString("DUPLICATE\n")
-	w.Flush()
-	c.close("replaced by a newer connection")
-}
-
-// coalesce is the shortest time between two writes of a busy link.
-const coalesce = 600 * time.Microsecond
-
-// writeItem writes one queued change (unless it goes back where it came
-// from) and returns the count of lines written so far and its Seq.
-func writeItem(w *bufio.Writer, it item, n int64) (int64, uint64) {
-	if !it.skip {
-		w.WriteString(it.line)
-		w.WriteByte('\n')
-		n++
-	}
-	return n, it.seq
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

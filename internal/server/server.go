@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -34,14 +35,20 @@ type Options struct {
 	AcceptPeersOnClientPort bool
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
+	// TLS, if set, makes the client listener speak TLS (the course
+	// protocol inside is unchanged). Peer links then need their own
+	// listener.
+	TLS *tls.Config
 	// Metrics records what the server does; nil records nothing.
 	Metrics *metrics.Server
 	// LineLog, if set, logs each client line in and out (msg "client
 	// input" or "client output") instead of Logger, on a faster path.
 	LineLog func(msg, client string, line []byte)
-	// Durable, if set, closes done once every change made so far is on
-	// disk; an IAMAT's reply waits for it.
-	Durable func(done chan struct{})
+	// Durable, if set, sends one value on done (which has room for it):
+	// nil once every change made so far is on disk, or the error that
+	// keeps one from it. An IAMAT's reply waits for it, and is "? <line>"
+	// on an error: an update is acknowledged only once it is saved.
+	Durable func(done chan<- error)
 }
 
 // Server serves clients of one herd member.
@@ -80,7 +87,7 @@ func New(o Options) *Server {
 func (s *Server) SetLineLog(f func(msg, client string, line []byte)) { s.o.LineLog = f }
 
 // SetDurable sets Options.Durable; call it before Serve.
-func (s *Server) SetDurable(f func(done chan struct{})) { s.o.Durable = f }
+func (s *Server) SetDurable(f func(done chan<- error)) { s.o.Durable = f }
 
 // ErrServerClosed is returned by Serve and ServePeers after Shutdown.
 var ErrServerClosed = errors.New("server closed")
@@ -206,4 +213,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	<-done
 	return ctx.Err()
+}
+
+// tlsHandshakeTimeout bounds a client's TLS handshake.
+const tlsHandshakeTimeout = 5 * time.Second
+
+// handshakeTLS runs the server side of a client's TLS handshake on nc.
+func (s *Server) handshakeTLS(nc net.Conn) (*tls.Conn, error) {
+	tc := tls.Server(nc, s.o.TLS)
+	ctx, cancel := context.WithTimeout(s.ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
 }

@@ -60,14 +60,14 @@ func get(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRe
 }
 
 func TestAPIState(t *testing.T) {
-	h := Handler(fullState, nil)
+	h := Handler(Options{State: fullState})
 	rec := get(t, h, "GET", "/api/state")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d, want 200", rec.Code)
 	}
 	for k, want := range map[string]string{
 		"Content-Type":                "application/json",
-		"Access-Control-Allow-Origin": "*",
+		"Access-Control-Allow-Origin": "",
 		"Cache-Control":               "no-store",
 	} {
 		if got := rec.Header().Get(k); got != want {
@@ -120,13 +120,13 @@ func TestAPIState(t *testing.T) {
 }
 
 func TestAPIStateEmptyAndNonFinite(t *testing.T) {
-	h := Handler(func() State {
+	h := Handler(Options{State: func() State {
 		return State{
 			Server:   "Welsh",
 			Counters: map[string]float64{"nan": math.NaN(), "inf": math.Inf(1), "ok": 1.5},
 			Herd:     []Node{{Name: "Welsh"}},
 		}
-	}, nil)
+	}})
 	rec := get(t, h, "GET", "/api/state")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status = %d, want 200; body %s", rec.Code, rec.Body)
@@ -167,7 +167,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			rec := get(t, Handler(fullState, tt.metrics), tt.method, tt.path)
+			rec := get(t, Handler(Options{State: fullState, Metrics: tt.metrics}), tt.method, tt.path)
 			if rec.Code != tt.code {
 				t.Fatalf("%s %s: status = %d, want %d", tt.method, tt.path, rec.Code, tt.code)
 			}
@@ -181,10 +181,10 @@ func TestEndpoints(t *testing.T) {
 			}
 		})
 	}
-	if body := get(t, Handler(fullState, nil), "GET", "/healthz").Body.String(); body != "ok\n" {
+	if body := get(t, Handler(Options{State: fullState}), "GET", "/healthz").Body.String(); body != "ok\n" {
 		t.Errorf("healthz body = %q, want \"ok\\n\"", body)
 	}
-	if csp := get(t, Handler(fullState, nil), "GET", "/").Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src *") {
+	if csp := get(t, Handler(Options{State: fullState}), "GET", "/").Header().Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src *") {
 		t.Errorf("page CSP = %q, want connect-src * so the page may poll other servers", csp)
 	}
 }
@@ -278,7 +278,7 @@ func TestEventsStopWithContext(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Handler(fullState, nil).ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/events", nil))
+		Handler(Options{State: fullState}).ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/events", nil))
 	}()
 
 	select {
@@ -292,8 +292,8 @@ func TestEventsStopWithContext(t *testing.T) {
 	if got := w.hdr.Get("Content-Type"); got != "text/event-stream" {
 		t.Errorf("Content-Type = %q, want text/event-stream", got)
 	}
-	if got := w.hdr.Get("Access-Control-Allow-Origin"); got != "*" {
-		t.Errorf("Access-Control-Allow-Origin = %q, want *", got)
+	if got := w.hdr.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("Access-Control-Allow-Origin = %q, want none: the stream is for the page's own origin", got)
 	}
 
 	cancel()
@@ -318,7 +318,7 @@ func TestEventsEverySecond(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			Handler(src, nil).ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/events", nil))
+			Handler(Options{State: src}).ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/events", nil))
 		}()
 
 		start := time.Now()
@@ -353,7 +353,7 @@ func TestEventsEverySecond(t *testing.T) {
 
 // TestEventsOverHTTP reads /events through a real server and client.
 func TestEventsOverHTTP(t *testing.T) {
-	srv := httptest.NewServer(Handler(fullState, nil))
+	srv := httptest.NewServer(Handler(Options{State: fullState}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -393,7 +393,7 @@ func TestEventsOverHTTP(t *testing.T) {
 }
 
 func TestEventsHead(t *testing.T) {
-	rec := get(t, Handler(fullState, nil), "HEAD", "/events")
+	rec := get(t, Handler(Options{State: fullState}), "HEAD", "/events")
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "text/event-stream" {
 		t.Errorf("HEAD /events: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}

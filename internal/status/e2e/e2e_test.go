@@ -127,7 +127,7 @@ func startHerd(t *testing.T) map[string]*fakeServer {
 			Links: links,
 			Herd:  nodes,
 		}
-		s.http = &http.Server{Handler: status.Handler(s.State, nil), ReadHeaderTimeout: 5 * time.Second}
+		s.http = &http.Server{Handler: status.Handler(status.Options{State: s.State}), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			defer close(s.served)
 			if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {

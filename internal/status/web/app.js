@@ -1,7 +1,8 @@
 // The herd status page. It learns its own server's State from the /events
 // stream, takes the herd's topology from it, and polls every other server's
 // /api/state at the Metrics address of the topology once a second. A server
-// that does not answer is drawn down, and so are its links.
+// that does not answer is drawn down, and so are its links. Servers let only
+// their own herd's status pages read their state.
 'use strict';
 (() => {
   const POLL_MS = 1000;      // how often the other servers are polled
@@ -132,7 +133,9 @@
       }
       if (e.inflight) continue;
       e.inflight = true;
-      fetch(stateURL(n.metrics), { cache: 'no-store', signal: AbortSignal.timeout(TIMEOUT_MS) })
+      // credentials: a server with a token answers a browser that has
+      // logged in to its page; servers answer only their herd's origins.
+      fetch(stateURL(n.metrics), { cache: 'no-store', credentials: 'include', signal: AbortSignal.timeout(TIMEOUT_MS) })
         .then(r => {
           if (!r.ok) throw new Error('HTTP ' + r.status);
           return r.json();

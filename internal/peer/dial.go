@@ -1,0 +1,115 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// dialLoop keeps one neighbour connected: it dials at once, waits while the
+// link is up, and redials with capped, jittered back-off while it is down.
+func (m *Manager) dialLoop(l *link) {
+	defer m.wg.Done()
+	const base = 20 * time.Millisecond
+	wait := time.Duration(0)
+	failures := 0
+	for {
+		if c := l.current(); c != nil {
+			select {
+			case <-c.closed:
+				// Redial at once, unless the neighbour closed it as a
+				// duplicate: then its own connection is on the way.
+				wait, failures = 0, 0
+				if c.dup.Load() {
+					wait = 100 * time.Millisecond
+				}
+				continue
+			case <-m.ctx.Done():
+				return
+			}
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait/2 + rand.N(wait/2+1))
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		if l.current() != nil {
+			continue
+		}
+		err := m.dialOnce(l)
+		if err == nil {
+			wait, failures = 0, 0
+			continue
+		}
+		if m.ctx.Err() != nil {
+			return
+		}
+		failures++
+		// Log the first failure and then every 30th, so a long outage does not flood the log.
+		if failures == 1 || failures%30 == 0 {
+			m.log.Info("cannot reach neighbour", "peer", l.peer, "addr", l.addr, "err", err.Error(), "attempts", failures)
+		}
+		wait = min(max(2*wait, base), m.cfg.RetryMax.D)
+	}
+}
+
+// dialOnce connects, handshakes and, on success, starts serving the link in
+// new goroutines.
+func (m *Manager) dialOnce(l *link) error {
+	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout.D)
+	nc, err := m.dial(ctx, l.addr)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if m.auth.TLS != nil {
+		tc := tls.Client(nc, m.auth.TLS.ClientConfig(l.peer))
+		ctx, cancel := context.WithTimeout(m.ctx, HandshakeTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			l.refused.Add(1)
+			m.noteDialRefusal(l, &refusedError{reason: RefuseCredential, msg: "TLS handshake: " + err.Error()})
+			return err
+		}
+		nc = tc
+	}
+	r := bufio.NewReaderSize(nc, handshakeBufSize)
+	key, err := m.dialHandshake(nc, r, l.peer)
+	if err != nil {
+		nc.Close()
+		l.refused.Add(1)
+		m.noteDialRefusal(l, err)
+		return err
+	}
+	if !m.track() {
+		nc.Close()
+		return nil
+	}
+	go func() {
+		defer m.wg.Done()
+		m.run(l, nc, r, m.name, key)
+	}()
+	return nil
+}
+
+// noteDialRefusal counts and logs (at most once a minute per neighbour) a
+// dial whose handshake failed.
+func (m *Manager) noteDialRefusal(l *link, err error) {
+	code := RefuseMalformed
+	var re *refusedError
+	if errors.As(err, &re) {
+		code = re.reason
+	}
+	if m.refused.note(code, "dial:"+l.peer, time.Now()) {
+		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.addr, "reason", code.String(), "err", err.Error())
+	}
+}
