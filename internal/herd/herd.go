@@ -35,8 +35,14 @@ type Options struct {
 	Names []string
 	// NewFinder returns the places provider of one server.
 	NewFinder func(server string) places.Finder
-	// Secret authenticates peer links; empty: unauthenticated.
-	Secret []byte
+	// Secrets authenticate peer links when the config has no [peer.tls]:
+	// the first proves each member, any is accepted. Empty: protected mode
+	// (peers from loopback only), or insecure when the config says so.
+	Secrets [][]byte
+	// MetricsToken opens the status pages; empty: none.
+	MetricsToken string
+	// Listen, if set, replaces net.Listen for every listener (tests).
+	Listen func(network, addr string) (net.Listener, error)
 	// Progress receives human-readable events (links up/down, listening);
 	// nil: discarded.
 	Progress *slog.Logger
@@ -68,6 +74,7 @@ type Member struct {
 	Store       *store.Store // nil without data_dir
 	Recent      *status.Recent
 	started     time.Time
+	certExpiry  time.Time // of the peer certificate; zero without TLS
 	h           *Herd
 	log         *logging.File
 	web         *http.Server  // the metrics listener, nil without one
@@ -107,13 +114,13 @@ func Start(o Options) (*Herd, error) {
 		}
 		b := bound{s: s}
 		var err error
-		if b.cln, err = listen(s.Addr); err != nil {
+		if b.cln, err = h.listen(s.Addr); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("server %s: %w", name, err)
 		}
 		ls = append(ls, b)
 		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
-			if b.pln, err = listen(s.PeerAddr); err != nil {
+			if b.pln, err = h.listen(s.PeerAddr); err != nil {
 				closeAll()
 				return nil, fmt.Errorf("server %s: peer_addr: %w", name, err)
 			}
@@ -123,7 +130,7 @@ func Start(o Options) (*Herd, error) {
 			h.addrs[name] = b.cln.Addr().String()
 		}
 		if s.Metrics != "" {
-			if b.mln, err = listen(s.Metrics); err != nil {
+			if b.mln, err = h.listen(s.Metrics); err != nil {
 				closeAll()
 				return nil, fmt.Errorf("server %s: metrics: %w", name, err)
 			}
@@ -151,8 +158,12 @@ func closeListeners(lns ...net.Listener) {
 	}
 }
 
-func listen(addr string) (net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+func (h *Herd) listen(addr string) (net.Listener, error) {
+	l := net.Listen
+	if h.o.Listen != nil {
+		l = h.o.Listen
+	}
+	ln, err := l("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
@@ -160,7 +171,7 @@ func listen(addr string) (net.Listener, error) {
 }
 
 func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member, error) {
-	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), Table: location.NewTable(), done: make(chan struct{}),
+	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), done: make(chan struct{}),
 		Recent: status.NewRecent(50), started: time.Now(), h: h}
 	m.PeerAddr = m.ClientAddr
 	if pln != nil {
@@ -168,16 +179,24 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 	}
 	logger := logging.Discard()
 	if h.cfg.LogDir != "" && !h.o.NoLogFiles {
-		f, err := logging.OpenFile(h.cfg.LogDir, s.Name)
+		f, err := logging.OpenFile(h.cfg.LogDir, s.Name, logging.Rotation{MaxMB: h.cfg.LogMaxMB, Keep: h.cfg.LogKeep})
 		if err != nil {
 			return nil, fmt.Errorf("server %s: log file: %w", s.Name, err)
 		}
 		m.log, logger = f, f.Logger
 	}
-	if len(h.o.Secret) == 0 {
-		logger.Warn("no peer secret configured: peer links are not authenticated")
-	}
+	m.Table = newTable(h.cfg.Locations, logger)
 	progress := h.o.Progress.With("server", s.Name)
+	auth, certExpiry, err := h.peerAuth(s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", s.Name, err)
+	}
+	m.certExpiry = certExpiry
+	warnAuth(logger, progress, auth, certExpiry)
+	clientTLS, err := h.clientTLS(s.Name)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", s.Name, err)
+	}
 	dur, err := m.openStore(h.cfg, logger)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", s.Name, err)
@@ -192,11 +211,11 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 	}
 	h.mu.Unlock()
 	po := peer.Options{
-		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Secret: h.o.Secret,
+		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Auth: auth,
 		Table: m.Table, Logger: teeLogger(logger, progress),
 	}
 	if dur.runs != nil {
-		po.Epoch, po.DeltaFrom, po.Positions = dur.runs.current(), dur.runs.deltaFrom, dur.positions
+		po.Epoch, po.DeltaFrom, po.Positions = dur.runs.Current(), dur.runs.DeltaFrom, dur.positions
 		po.OnPosition = func(p string, pos peer.Pos) { m.Store.MarkPeer(p, store.PeerPos{Epoch: pos.Epoch, Seq: pos.Seq}) }
 	}
 	m.Peers = peer.New(po)
@@ -211,7 +230,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 	m.Server = server.New(server.Options{
 		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
-		AcceptPeersOnClientPort: pln == nil,
+		AcceptPeersOnClientPort: pln == nil, TLS: clientTLS,
 	})
 	if m.log != nil {
 		m.Server.SetLineLog(m.log.ClientLine)
@@ -230,7 +249,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 			}
 			m.Recent.Add(status.Update{Time: time.Now(), Client: r.Client, Line: r.Line, From: from})
 		})
-		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second}
+		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		go m.web.Serve(mln)
 	}
 	var wg sync.WaitGroup
@@ -250,6 +269,9 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		wg.Wait()
 		close(m.done)
 	}()
+	if every := m.Table.ExpireEvery(); every > 0 {
+		go m.expireLoop(every)
+	}
 	m.Peers.Start()
 	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "metrics", m.MetricsAddr, "neighbors", names(neighbors))
 	if m.MetricsAddr != "" {
@@ -306,16 +328,16 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 	if !ok {
 		return fmt.Errorf("no server named %q", name)
 	}
-	cln, err := listen(clientAddr)
+	cln, err := h.listen(clientAddr)
 	if err != nil {
 		return err
 	}
 	var pln, mln net.Listener
 	if peerAddr != clientAddr {
-		pln, err = listen(peerAddr)
+		pln, err = h.listen(peerAddr)
 	}
 	if err == nil && s.Metrics != "" {
-		mln, err = listen(s.Metrics)
+		mln, err = h.listen(s.Metrics)
 	}
 	var m *Member
 	if err == nil {
@@ -378,14 +400,41 @@ func (h *Herd) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// newTable makes a member's location table with the [locations] limits.
+func newTable(lc config.LocationsConfig, logger *slog.Logger) *location.Table {
+	return location.NewTable(location.WithLogger(logger), location.WithLimits(location.Limits{
+		MaxClockSkew: lc.MaxClockSkew.D, MaxClients: lc.MaxClients, TTL: lc.TTL.D,
+	}))
+}
+
+// expireLoop forgets expired locations until the member stops.
+func (m *Member) expireLoop(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			m.Table.Expire()
+		case <-m.done:
+			return
+		}
+	}
+}
+
 // snapshot gathers the figures metrics reads at scrape time.
 func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
-	s := metrics.Snapshot{Clients: m.Table.Len()}
+	s := metrics.Snapshot{Clients: m.Table.Len(), Locations: m.Table.Stats()}
 	for _, l := range m.Peers.Links() {
 		s.Links = append(s.Links, metrics.Link{
 			Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, Refused: l.Refused,
 			Received: l.Received, Sent: l.Sent, SyncRecords: l.SyncRecords, SyncBytes: l.SyncBytes,
+			Down: closeReasons(l),
 		})
+	}
+	s.Peer = metrics.PeerAuth{Refused: m.Peers.Refusals(), InProgress: m.Peers.HandshakesInProgress(), CertExpiry: m.certExpiry}
+	if m.Store != nil {
+		st := m.Store.Stats()
+		s.Store = &st
 	}
 	if c, ok := f.(*cache.Cache); ok {
 		st := c.Stats()
@@ -396,9 +445,30 @@ func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
 }
 
 // webHandler serves the status page, its API, /metrics and /healthz on
-// the metrics listener.
+// the metrics listener. The page and its data show locations: they need
+// the token when there is one, and are closed without one on a listener
+// other machines can reach. Only the herd's other status pages may read
+// the state from a browser.
 func (m *Member) webHandler() http.Handler {
-	return status.Handler(m.state, m.Metrics.Handler())
+	o := status.Options{State: m.state, Metrics: m.Metrics.Handler(), Token: m.h.o.MetricsToken}
+	o.Closed = o.Token == "" && !config.IsLoopback(m.MetricsAddr)
+	o.AllowOrigin = m.h.isStatusOrigin
+	if m.Store != nil {
+		o.Health = m.Store.Health
+	}
+	return status.Handler(o)
+}
+
+// isStatusOrigin reports whether origin is the status page of a member.
+func (h *Herd) isStatusOrigin(origin string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, addr := range h.metricsAddrs {
+		if addr != "" && origin == "http://"+addr {
+			return true
+		}
+	}
+	return false
 }
 
 // state describes the member for the status page.
@@ -433,7 +503,7 @@ func (unavailable) Nearby(context.Context, places.Query) (*places.Response, erro
 
 // durability is what a member recovered from its data directory.
 type durability struct {
-	runs      runs                // nil without data_dir
+	runs      store.Runs          // nil without data_dir
 	positions map[string]peer.Pos // how far we had each neighbour's changes
 }
 
@@ -469,14 +539,9 @@ func (m *Member) openStore(cfg *config.Config, logger *slog.Logger) (durability,
 		recs = append(recs, r)
 	}
 	m.Table.Restore(recs, state.Seq)
-	rs, err := startRun(dir, m.Table.Seq())
-	if err != nil {
-		st.Close()
-		return durability{}, fmt.Errorf("data dir %s: %w", dir, err)
-	}
 	m.Store = st
 	m.Table.OnChange(func(r location.Record, _ string) { st.Append(r.Seq, r.Line, nil) })
-	d := durability{runs: rs, positions: map[string]peer.Pos{}}
+	d := durability{runs: state.Runs, positions: map[string]peer.Pos{}}
 	for name, p := range state.Peers {
 		d.positions[name] = peer.Pos{Epoch: p.Epoch, Seq: p.Seq}
 	}

@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"herd/internal/location"
+	"herd/internal/store"
 )
 
 // Command outcomes, the values of the outcome label.
@@ -24,6 +27,7 @@ const (
 	OutcomeUnknownClient = "unknown_client" // WHATSAT for a client the herd does not know
 	OutcomePlacesError   = "places_error"   // WHATSAT answered with a non-OK places status
 	OutcomeInvalid       = "invalid"        // anything answered with "? "
+	OutcomeRefused       = "refused"        // IAMAT refused by a [locations] limit (future time, full table, expired): answered with "? "
 )
 
 // Commands, the values of the command label.
@@ -58,9 +62,19 @@ type Source func() Snapshot
 
 // Snapshot is what a Source reports.
 type Snapshot struct {
-	Clients int
-	Links   []Link
-	Places  *Places // nil when the provider has no cache
+	Clients   int
+	Locations location.Stats // refusals and expiry of the location table
+	Links     []Link
+	Places    *Places // nil when the provider has no cache
+	Peer      PeerAuth
+	Store     *store.Stats // nil without a data directory
+}
+
+// PeerAuth is the figures of peer authentication.
+type PeerAuth struct {
+	Refused    map[string]int64 // handshakes refused, by reason label
+	InProgress int              // handshakes in progress
+	CertExpiry time.Time        // when this server's peer certificate expires; zero without TLS
 }
 
 // Link is one peer link's figures.
@@ -68,10 +82,11 @@ type Link struct {
 	Peer                   string
 	Up                     bool
 	Queued                 int
-	Reconnects, Dropped    int64 // connections established; updates dropped on a full queue
-	Refused                int64 // dials that failed the handshake
-	Received, Sent         int64 // updates received from and sent to the neighbour
-	SyncRecords, SyncBytes int64 // catch-up sent to the neighbour
+	Reconnects, Dropped    int64            // connections established; updates dropped on a full queue
+	Refused                int64            // dials that failed the handshake
+	Received, Sent         int64            // updates received from and sent to the neighbour
+	SyncRecords, SyncBytes int64            // catch-up sent to the neighbour
+	Down                   map[string]int64 // live connections that ended, by close reason label
 }
 
 // Places is the places cache's figures.
@@ -245,6 +260,26 @@ type collector struct {
 	labels prometheus.Labels
 }
 
+const (
+	descLinkDown   = "herd_peer_link_down_total"
+	helpLinkDown   = "Live peer connections that ended, by neighbour and reason (bad_mac: a message altered or injected on the wire)."
+	descHSRefused  = "herd_peer_handshake_refused_total"
+	helpHSRefused  = "Peer handshakes refused by this server or its neighbours, by reason (credential, stranger, not_loopback, busy, timeout, mode, version, malformed)."
+	descHSProgress = "herd_peer_handshakes_in_progress"
+	helpHSProgress = "Unauthenticated connections in their peer handshake (at most 64)."
+	descCertExpiry = "herd_peer_cert_expiry_timestamp_seconds"
+	helpCertExpiry = "When this server's peer TLS certificate expires (Unix time); absent without [peer.tls]."
+)
+
+const (
+	descRejected = "herd_updates_rejected_total"
+	helpRejected = "Location updates (from clients and neighbours) refused by a [locations] limit, by reason: future (max_clock_skew), full (max_clients), expired (ttl)."
+	descStoreErr = "herd_store_errors_total"
+	helpStoreErr = "Failed writes, fsyncs and truncations of the data directory's log; while it fails, IAMATs that change state are answered with ? and /healthz answers 503."
+	descExpired  = "herd_clients_expired_total"
+	helpExpired  = "Locations forgotten because their client time became older than [locations] ttl."
+)
+
 var (
 	descClients   = "herd_clients_known"
 	linkMetrics   = []string{"herd_peer_link_up", "herd_peer_queue_length", "herd_peer_reconnects_total", "herd_flood_dropped_total", "herd_peer_handshake_failures_total", "herd_flood_received_total", "herd_flood_sent_total", "herd_catchup_records_total", "herd_catchup_bytes_total"}
@@ -259,6 +294,13 @@ func (c *collector) desc(name, help string, variable ...string) *prometheus.Desc
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.desc(descClients, "Clients whose location this server knows.")
+	ch <- c.desc(descRejected, helpRejected, "reason")
+	ch <- c.desc(descExpired, helpExpired)
+	ch <- c.desc(descStoreErr, helpStoreErr)
+	ch <- c.desc(descLinkDown, helpLinkDown, "peer", "reason")
+	ch <- c.desc(descHSRefused, helpHSRefused, "reason")
+	ch <- c.desc(descHSProgress, helpHSProgress)
+	ch <- c.desc(descCertExpiry, helpCertExpiry)
 	for i, n := range linkMetrics {
 		ch <- c.desc(n, linkHelp[i], "peer")
 	}
@@ -270,6 +312,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.src()
 	ch <- prometheus.MustNewConstMetric(c.desc(descClients, "Clients whose location this server knows."), prometheus.GaugeValue, float64(s.Clients))
+	for reason, n := range map[string]uint64{"future": s.Locations.RejectedFuture, "full": s.Locations.RejectedFull, "expired": s.Locations.RejectedExpired} {
+		ch <- prometheus.MustNewConstMetric(c.desc(descRejected, helpRejected, "reason"), prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc(descExpired, helpExpired), prometheus.CounterValue, float64(s.Locations.Expired))
+	if s.Store != nil {
+		ch <- prometheus.MustNewConstMetric(c.desc(descStoreErr, helpStoreErr), prometheus.CounterValue, float64(s.Store.Errors))
+	}
 	for _, l := range s.Links {
 		up := 0.0
 		if l.Up {
@@ -283,6 +332,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(c.desc(n, linkHelp[i], "peer"), t, vals[i], l.Peer)
 		}
+		for reason, n := range l.Down {
+			ch <- prometheus.MustNewConstMetric(c.desc(descLinkDown, helpLinkDown, "peer", "reason"), prometheus.CounterValue, float64(n), l.Peer, reason)
+		}
+	}
+	for reason, n := range s.Peer.Refused {
+		ch <- prometheus.MustNewConstMetric(c.desc(descHSRefused, helpHSRefused, "reason"), prometheus.CounterValue, float64(n), reason)
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc(descHSProgress, helpHSProgress), prometheus.GaugeValue, float64(s.Peer.InProgress))
+	if !s.Peer.CertExpiry.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.desc(descCertExpiry, helpCertExpiry), prometheus.GaugeValue, float64(s.Peer.CertExpiry.Unix()))
 	}
 	if p := s.Places; p != nil {
 		vals := []float64{float64(p.Hits), float64(p.Misses), float64(p.Shared), float64(p.UpstreamCalls), float64(p.UpstreamErrors), float64(p.UpstreamNotOK), float64(p.RateLimited), float64(p.Evictions), float64(p.Entries)}

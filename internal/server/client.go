@@ -20,12 +20,46 @@ import (
 
 // reply is one answer, queued in command order. A reply whose done channel
 // is non-nil is being computed (a WHATSAT waiting for the places service);
-// buf is valid once done is closed.
+// buf is valid once done is closed. A reply with alt > 0 waits for the
+// store (an IAMAT): buf holds the AT line up to alt and the "? " line
+// after it, and durable says which one is the answer.
 type reply struct {
-	buf   []byte
-	done  chan struct{}
-	cmd   string    // metrics.Cmd*: for the reply latency
-	start time.Time // when the command was read
+	buf     []byte
+	done    chan struct{}
+	alt     int        // > 0: the offset of the "? " line in buf
+	durable chan error // capacity 1, kept with the reply: the store's answer
+	cmd     string     // metrics.Cmd*: for the reply latency
+	start   time.Time  // when the command was read
+}
+
+// ready reports whether the reply can be written without waiting.
+func (rp *reply) ready() bool {
+	if rp.done != nil {
+		select {
+		case <-rp.done:
+		default:
+			return false
+		}
+	}
+	return rp.alt == 0 || len(rp.durable) > 0
+}
+
+// wait waits until the reply can be written: the places lookup is done
+// and the store has answered, which keeps the AT line, or the "? " line
+// if the change could not be saved.
+func (rp *reply) wait() {
+	if rp.done != nil {
+		<-rp.done
+		rp.done = nil
+	}
+	if rp.alt > 0 {
+		if err := <-rp.durable; err != nil {
+			rp.buf = append(rp.buf[:0], rp.buf[rp.alt:]...)
+		} else {
+			rp.buf = rp.buf[:rp.alt]
+		}
+		rp.alt = 0
+	}
 }
 
 var replyPool = sync.Pool{New: func() any { return &reply{buf: make([]byte, 0, 256)} }}
@@ -83,13 +117,22 @@ func (s *Server) handleClient(nc net.Conn) {
 	opened = true
 	s.log.Info("client connected", "client", remote)
 	c := &clientConn{s: s, nc: nc, remote: remote}
-	r := bufio.NewReaderSize(nc, s.o.Client.MaxLineBytes)
+	if s.o.TLS != nil {
+		tc, err := s.handshakeTLS(nc)
+		if err != nil {
+			s.log.Info("client TLS handshake failed", "client", remote, "err", err.Error())
+			nc.Close()
+			return
+		}
+		c.nc = tc
+	}
+	r := bufio.NewReaderSize(c.nc, s.o.Client.MaxLineBytes)
 	reason := c.readLoop(r)
 	if c.q != nil {
 		close(c.q)
 		<-c.writerDone
 	}
-	nc.Close()
+	c.nc.Close()
 	s.log.Info("client disconnected", "client", remote, "reason", reason)
 }
 
@@ -108,6 +151,12 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 			if now := time.Now(); now.Sub(deadlineSet) > idle/8 && !s.closing() {
 				c.nc.SetReadDeadline(now.Add(idle))
 				deadlineSet = now
+			}
+		}
+		if first && c.peerTLSPossible() {
+			if b, err := r.Peek(1); err == nil && peer.IsTLS(b[0]) {
+				c.becomeTLSPeer(r)
+				return "peer link ended"
 			}
 		}
 		line, err := r.ReadSlice('\n')
@@ -142,6 +191,22 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 			}
 		}
 	}
+}
+
+// peerTLSPossible reports whether a connection to the client port may be a
+// neighbour's TLS link: links use TLS and share the client port, which
+// speaks plain TCP to clients.
+func (c *clientConn) peerTLSPossible() bool {
+	s := c.s
+	return s.o.AcceptPeersOnClientPort && s.o.Peers != nil && s.o.Peers.TLS() && s.o.TLS == nil
+}
+
+// becomeTLSPeer hands a connection that opened with a TLS record to the
+// peer links.
+func (c *clientConn) becomeTLSPeer(r *bufio.Reader) {
+	c.s.o.Metrics.ConnToPeer()
+	c.s.o.Peers.ServeConn(c.nc, r)
+	c.s.o.Metrics.ConnFromPeer() // balances the ConnClosed when the handler returns
 }
 
 // becomePeer hands the connection to the peer links. It returns true if the
@@ -209,12 +274,20 @@ func (c *clientConn) dispatch(raw []byte) {
 		switch cmd.Kind {
 		case protocol.KindIAMAT:
 			rp.cmd = metrics.CmdIAMAT
-			rp.buf = c.iamat(rp.buf, recv, &cmd)
+			if rp.buf, err = c.iamat(rp.buf, recv, &cmd); err != nil {
+				break // refused by a [locations] limit: answered "? " below
+			}
 			if s.o.Durable != nil {
 				// Acknowledge only what is on disk (the stored line may
-				// also be a change another connection just made).
-				rp.done = make(chan struct{})
-				s.o.Durable(rp.done)
+				// also be a change another connection just made); if it
+				// cannot be saved, the answer is "? <line>".
+				rp.buf = append(rp.buf, '\n')
+				rp.alt = len(rp.buf)
+				rp.buf = append(append(rp.buf, "? "...), line...)
+				if rp.durable == nil {
+					rp.durable = make(chan error, 1)
+				}
+				s.o.Durable(rp.durable)
 			}
 		case protocol.KindWHATSAT:
 			rp.cmd = metrics.CmdWHATSAT
@@ -230,7 +303,8 @@ func (c *clientConn) dispatch(raw []byte) {
 		s.o.Metrics.Command(metrics.CmdInvalid, metrics.OutcomeInvalid)
 	}
 	if err != nil {
-		s.log.Info("invalid command", "client", c.remote, "line", string(line), "err", err.Error())
+		// The line itself is in the "client input" record just logged.
+		s.log.Info("invalid command", "client", c.remote, "err", err.Error())
 		rp.buf = append(append(rp.buf, "? "...), line...)
 	}
 	rp.buf = append(rp.buf, '\n')
@@ -240,12 +314,14 @@ func (c *clientConn) dispatch(raw []byte) {
 var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
 
 // iamat stores the location if it is newer, floods it, and appends the AT
-// line now stored for the client.
-func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []byte {
+// line now stored for the client. When the table's limits refuse the
+// location (a time too far ahead, a full table, an expired time) it
+// appends nothing and returns why.
+func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) ([]byte, error) {
 	s := c.s
 	if old, ok := s.o.Table.GetBytes(cmd.Client); ok && old.Time.Compare(cmd.Time) >= 0 {
 		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
-		return append(dst, old.Line...)
+		return append(dst, old.Line...), nil
 	}
 	start := len(dst)
 	dst = protocol.AppendAT(dst, s.o.Name, recv, cmd)
@@ -257,12 +333,17 @@ func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) []
 	// ApplyLocal runs the table's change hooks, which queue the update to
 	// every neighbour: the flood starts before the client sees its reply,
 	// so a client that asks another server right after finds it on its way.
-	if stored, changed := s.o.Table.ApplyLocal(rec); !changed {
+	stored, changed, err := s.o.Table.ApplyLocal(rec)
+	switch {
+	case err != nil:
+		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeRefused)
+		return dst[:start], err
+	case !changed:
 		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
-		return append(dst[:start], stored.Line...)
+		return append(dst[:start], stored.Line...), nil
 	}
 	s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeOK)
-	return dst
+	return dst, nil
 }
 
 // whatsat starts answering a WHATSAT for a known client and reports whether
@@ -322,16 +403,11 @@ func (c *clientConn) writeLoop() {
 		if w == nil {
 			w = bufio.NewWriterSize(c.nc, 16<<10)
 		}
-		if rp.done != nil {
-			select {
-			case <-rp.done:
-			default: // not ready: send what is ready before waiting
-				if !broken && w.Buffered() > 0 {
-					broken = c.flush(w) != nil
-				}
-				<-rp.done
+		if rp.done != nil || rp.alt > 0 {
+			if !rp.ready() && !broken && w.Buffered() > 0 {
+				broken = c.flush(w) != nil // send what is ready before waiting
 			}
-			rp.done = nil
+			rp.wait()
 		}
 		if !broken {
 			c.logLine("client output", trimEOL(rp.buf))

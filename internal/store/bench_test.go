@@ -22,7 +22,7 @@ func benchAppend(b *testing.B, mode SyncMode) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			done := make(chan struct{})
+			done := make(chan error, 1)
 			mu.Lock()
 			seq++
 			s.Append(seq, l, done)
@@ -53,7 +53,7 @@ func BenchmarkAppendSyncAlwaysSerial(b *testing.B) {
 	l := line(1, 1)
 	b.ResetTimer()
 	for i := range b.N {
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		s.Append(uint64(i+1), l, done)
 		<-done
 	}

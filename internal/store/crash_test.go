@@ -40,10 +40,9 @@ func TestCrashHelper(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 50_000 { // bounded: the parent kills us long before
-				done := make(chan struct{})
+				done := make(chan error, 1)
 				seq := m.set(s, uint64(g*100_000+i), st.Seq+uint64(i), done)
-				<-done
-				if s.Err() != nil {
+				if err := <-done; err != nil {
 					return
 				}
 				outMu.Lock()

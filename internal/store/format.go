@@ -12,6 +12,7 @@ import (
 const (
 	walMagic   = "HERDWAL\x00"
 	snapMagic  = "HERDSNP\x00"
+	manMagic   = "HERDMAN\x00"
 	version    = 1
 	headerSize = 48
 	recHdrSize = 8
@@ -30,10 +31,10 @@ const MaxLine = maxBody - 1 - binary.MaxVarintLen64
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// header is the fixed header of a log segment or a snapshot.
+// header is the fixed header of a log segment, a snapshot or the manifest.
 type header struct {
 	magic string
-	epoch uint64
+	id    uint64 // the store's id: every file of one directory has the same
 	a, b  uint64
 }
 
@@ -41,7 +42,7 @@ func (h header) encode() []byte {
 	p := make([]byte, headerSize)
 	copy(p, h.magic)
 	binary.LittleEndian.PutUint32(p[8:], version)
-	binary.LittleEndian.PutUint64(p[16:], h.epoch)
+	binary.LittleEndian.PutUint64(p[16:], h.id)
 	binary.LittleEndian.PutUint64(p[24:], h.a)
 	binary.LittleEndian.PutUint64(p[32:], h.b)
 	binary.LittleEndian.PutUint32(p[40:], crc32.Checksum(p[:40], castagnoli))
@@ -64,12 +65,12 @@ func decodeHeader(p []byte, magic string) (header, error) {
 	}
 	h := header{
 		magic: magic,
-		epoch: binary.LittleEndian.Uint64(p[16:]),
+		id:    binary.LittleEndian.Uint64(p[16:]),
 		a:     binary.LittleEndian.Uint64(p[24:]),
 		b:     binary.LittleEndian.Uint64(p[32:]),
 	}
-	if h.epoch == 0 {
-		return header{}, errors.New("zero epoch")
+	if h.id == 0 {
+		return header{}, errors.New("zero store id")
 	}
 	return h, nil
 }
@@ -163,6 +164,47 @@ type damage struct {
 }
 
 func (d *damage) Error() string { return fmt.Sprintf("offset %d: %s", d.off, d.reason) }
+
+// recordAt reports whether b holds an intact record at offset i, and its
+// size. Segments hold no end records, so end says whether one counts.
+func recordAt(b []byte, i int, end bool) (int, bool) {
+	if i+recHdrSize > len(b) {
+		return 0, false
+	}
+	n := int(binary.LittleEndian.Uint32(b[i:]))
+	if n == 0 || n > maxBody || n > len(b)-i-recHdrSize {
+		return 0, false
+	}
+	rec := b[i : i+recHdrSize+n]
+	if t := rec[recHdrSize]; t != recEntry && t != recPeer && (t != recEnd || !end) {
+		return 0, false
+	}
+	crc := crc32.Update(0, castagnoli, rec[:4])
+	crc = crc32.Update(crc, castagnoli, rec[recHdrSize:])
+	if crc != binary.LittleEndian.Uint32(rec[4:]) {
+		return 0, false
+	}
+	if _, err := decodeBody(rec[recHdrSize:]); err != nil {
+		return 0, false
+	}
+	return len(rec), true
+}
+
+// countRecords counts the intact records in b, a part of a file that may
+// be damaged: after a damaged stretch it looks for the next intact record
+// byte by byte. A CRC-32C match by chance is about one in four billion.
+func countRecords(b []byte, end bool) int {
+	n := 0
+	for i := 0; i+recHdrSize <= len(b); {
+		if size, ok := recordAt(b, i, end); ok {
+			n++
+			i += size
+			continue
+		}
+		i++
+	}
+	return n
+}
 
 // reader reads the records of a file after its header.
 type reader struct {

@@ -79,7 +79,7 @@ type model struct {
 func newModel(seq uint64) *model { return &model{seq: seq, m: make(map[string]Entry)} }
 
 // set records a new location of client c and appends it to s.
-func (m *model) set(s *Store, c, t uint64, done chan struct{}) uint64 {
+func (m *model) set(s *Store, c, t uint64, done chan<- error) uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.seq++

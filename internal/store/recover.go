@@ -1,328 +1,104 @@
 package store
 
 import (
-	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
-// recover reads the snapshot and the log segments, repairs a damaged tail,
-// and creates the segment new appends go to. It runs before the writer
-// starts.
+// recover reads the directory, refuses damage, cuts a torn tail, records
+// the new run and creates the segment new appends go to. It runs before
+// the writer starts.
 func (s *Store) recover() (*State, error) {
 	start := time.Now()
-	st := &State{Peers: make(map[string]PeerPos)}
-	if err := os.Remove(filepath.Join(s.dir, tmpName)); err == nil {
-		s.log.Info("store: removed unfinished snapshot", "file", filepath.Join(s.dir, tmpName))
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-
-	// first is the first segment not covered by the snapshot.
-	first := uint64(1)
-	var dup dedup
-	snapPath := filepath.Join(s.dir, snapName)
-	h, size, err := readSnapshot(snapPath, st)
-	switch {
-	case err == nil:
-		s.epoch = h.epoch
-		first = h.a
-		st.Seq = h.b
-		s.stats.SnapshotSize = size
-		dup = dedup{snap: st.Entries, above: h.b}
-		for _, e := range st.Entries {
-			dup.max = max(dup.max, e.Seq)
-		}
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		return nil, err
-	}
-
-	nums, err := listSegments(s.dir)
+	sc, err := scanDir(s.dir)
 	if err != nil {
 		return nil, err
 	}
-	hole := false // a damaged record was found before the end of the log
-	want := first
-	for i, num := range nums {
-		path := s.segPath(num)
-		if num < first {
-			if err := os.Remove(path); err != nil {
-				return nil, fmt.Errorf("store: %w", err)
-			}
-			s.log.Info("store: removed log segment covered by the snapshot", "file", path)
-			continue
+	if sc.damage != nil {
+		return nil, sc.damage
+	}
+	for _, name := range sc.tmps {
+		path := filepath.Join(s.dir, name)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
 		}
-		if num != want {
-			return nil, fmt.Errorf("store: log segment %s is missing", s.segPath(want))
+		s.log.Info("store: removed an unfinished file", "file", path)
+	}
+	for _, num := range sc.covered {
+		if err := os.Remove(s.segPath(num)); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
 		}
-		want++
-		res, err := s.readSegment(path, num, i == len(nums)-1, hole, st, &dup)
-		if err != nil {
+		s.log.Info("store: removed log segment covered by the snapshot", "file", s.segPath(num))
+	}
+	if sc.tornHdr != 0 {
+		path := s.segPath(sc.tornHdr)
+		s.log.Warn("store: removing log segment whose creation was cut short", "file", path)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+	}
+	if t := sc.torn; t != nil {
+		seg := sc.segs[len(sc.segs)-1]
+		s.log.Warn("store: cutting a torn write at the end of the log", "file", t.File, "offset", t.Offset,
+			"dropped_bytes", seg.fsize-t.Offset, "reason", t.Reason)
+		if err := truncateDurable(t.File, t.Offset); err != nil {
 			return nil, err
 		}
-		if res.removed {
-			continue
-		}
-		if s.epoch == 0 {
-			s.epoch = res.epoch
-		} else if res.epoch != s.epoch {
-			return nil, fmt.Errorf("store: log segment %s belongs to epoch %016x, not %016x", path, res.epoch, s.epoch)
-		}
-		hole = hole || res.hole
-		s.oldSegs = append(s.oldSegs, res.seg)
 	}
-	next := first
-	if n := len(s.oldSegs); n > 0 {
-		next = s.oldSegs[n-1].num + 1
+	s.id = sc.id
+	if s.id == 0 {
+		s.id = newID()
+		s.log.Info("store: new store", "dir", s.dir, "id", fmt.Sprintf("%016x", s.id))
 	}
-	if s.epoch == 0 {
-		s.epoch = newEpoch()
-		s.log.Info("store: new store", "dir", s.dir, "epoch", fmt.Sprintf("%016x", s.epoch))
+	st := sc.st
+	if st.Runs, err = startRun(s.dir, sc.runs, st.Seq); err != nil {
+		return nil, err
 	}
-	for _, e := range st.Entries {
-		st.Seq = max(st.Seq, e.Seq)
-	}
-	st.Epoch = s.epoch
-
-	f, err := createSegment(s.dir, next, s.epoch)
+	next := sc.next()
+	f, err := createSegment(s.dir, next, s.id)
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
+	s.first = sc.first
+	if err := writeManifest(s.dir, manifest{id: s.id, first: s.first, last: next}); err != nil {
+		f.Close()
+		return nil, err
+	}
+	s.f = s.wrap(f)
 	s.cur = segment{num: next, size: headerSize}
+	s.synced = headerSize
+	for _, sg := range sc.segs {
+		s.oldSegs = append(s.oldSegs, segment{num: sg.num, size: sg.size})
+	}
 	s.lastSeq = st.Seq
+	s.doneSeq = st.Seq
 	s.peers = make(map[string]PeerPos, len(st.Peers))
 	for k, v := range st.Peers {
 		s.peers[k] = v
 	}
 	s.stats.WrittenSeq, s.stats.DurableSeq = st.Seq, st.Seq
+	s.stats.SnapshotSize = max(sc.snapSize, 0)
 	s.compactAt = max(s.opts.CompactBytes, 2*s.stats.SnapshotSize)
 	s.log.Info("store: recovered", "dir", s.dir, "entries", len(st.Entries), "seq", st.Seq,
 		"segments", len(s.oldSegs), "log_bytes", s.logBytesLocked(), "snapshot_bytes", s.stats.SnapshotSize,
-		"duration", time.Since(start))
+		"runs", len(st.Runs), "duration", time.Since(start))
 	return st, nil
 }
 
-// readSnapshot reads the snapshot at path into st. Any damage is an error
-// naming the file.
-func readSnapshot(path string, st *State) (header, int64, error) {
-	f, err := os.Open(path)
+// truncateDurable cuts the file at path to size and fsyncs it.
+func truncateDurable(path string, size int64) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
-		return header{}, 0, err
+		return fmt.Errorf("store: %w", err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return header{}, 0, fmt.Errorf("store: %w", err)
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("store: truncate %s: %w", path, err)
 	}
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("store: snapshot %s is damaged: %s", path, fmt.Sprintf(format, a...))
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: fsync %s: %w", path, err)
 	}
-	var hb [headerSize]byte
-	if _, err := io.ReadFull(f, hb[:]); err != nil {
-		return header{}, 0, bad("header: %v", err)
-	}
-	h, err := decodeHeader(hb[:], snapMagic)
-	if err != nil {
-		return header{}, 0, bad("header: %v", err)
-	}
-	// Records are about 100 bytes; reserve room to avoid regrowing.
-	st.Entries = slices.Grow(st.Entries, int(fi.Size()/100))
-	r := newReader(f, headerSize)
-	var peers uint64
-	for {
-		rec, err := r.next()
-		if err == io.EOF {
-			return header{}, 0, bad("no end record at offset %d", r.off)
-		}
-		if err != nil {
-			return header{}, 0, bad("%v", err)
-		}
-		switch rec.typ {
-		case recEntry:
-			st.Entries = append(st.Entries, Entry{Seq: rec.a, Line: string(rec.text)})
-		case recPeer:
-			st.Peers[string(rec.text)] = PeerPos{Epoch: rec.a, Seq: rec.b}
-			peers++
-		case recEnd:
-			if rec.a != uint64(len(st.Entries)) || rec.b != peers {
-				return header{}, 0, bad("end record counts %d entries and %d peers, found %d and %d",
-					rec.a, rec.b, len(st.Entries), peers)
-			}
-			if _, err := r.next(); err != io.EOF {
-				return header{}, 0, bad("data after the end record at offset %d", r.off)
-			}
-			return h, fi.Size(), nil
-		}
-	}
-}
-
-// segResult is what readSegment found.
-type segResult struct {
-	seg     segment
-	epoch   uint64
-	hole    bool // damaged before its end; records after the damage were skipped
-	removed bool // a newest segment whose creation was cut short, now removed
-}
-
-// readSegment reads log segment num into st; last says it is the newest.
-// afterHole says peer marks must be ignored; dup finds entries already
-// recovered from the snapshot.
-func (s *Store) readSegment(path string, num uint64, last, afterHole bool, st *State, dup *dedup) (segResult, error) {
-	flag := os.O_RDONLY
-	if last {
-		flag = os.O_RDWR
-	}
-	f, err := os.OpenFile(path, flag, 0)
-	if err != nil {
-		return segResult{}, fmt.Errorf("store: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return segResult{}, fmt.Errorf("store: %w", err)
-	}
-	size := fi.Size()
-	var hb [headerSize]byte
-	n, err := io.ReadFull(f, hb[:])
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		return segResult{}, fmt.Errorf("store: %w", err)
-	}
-	h, herr := decodeHeader(hb[:n], walMagic)
-	if herr == nil && h.a != num {
-		herr = fmt.Errorf("header names segment %d", h.a)
-	}
-	if herr != nil {
-		// A segment's header is fsynced before anything is appended, so a
-		// bad header is the trace of a crash during creation only if the
-		// file is the newest and holds nothing more.
-		if last && size <= headerSize {
-			s.log.Warn("store: removing log segment whose creation was cut short", "file", path, "size", size, "err", herr)
-			f.Close()
-			if err := os.Remove(path); err != nil {
-				return segResult{}, fmt.Errorf("store: %w", err)
-			}
-			return segResult{removed: true}, nil
-		}
-		return segResult{}, fmt.Errorf("store: log segment %s is damaged: header: %v", path, herr)
-	}
-
-	st.Entries = slices.Grow(st.Entries, int(size/100))
-	r := newReader(f, headerSize)
-	for {
-		rec, err := r.next()
-		if err == io.EOF {
-			return segResult{seg: segment{num, size}, epoch: h.epoch}, nil
-		}
-		if err == nil {
-			switch rec.typ {
-			case recEntry:
-				if !dup.has(rec.a) {
-					st.Entries = append(st.Entries, Entry{Seq: rec.a, Line: string(rec.text)})
-				}
-				continue
-			case recPeer:
-				if !afterHole {
-					st.Peers[string(rec.text)] = PeerPos{Epoch: rec.a, Seq: rec.b}
-				}
-				continue
-			default:
-				err = &damage{r.off, "end record in a log segment"}
-			}
-		}
-		var d *damage
-		if !errors.As(err, &d) {
-			return segResult{}, fmt.Errorf("store: read %s: %w", path, err)
-		}
-		if last {
-			s.log.Warn("store: truncating damaged log tail", "file", path, "offset", d.off,
-				"dropped_bytes", size-d.off, "reason", d.reason)
-			if err := f.Truncate(d.off); err != nil {
-				return segResult{}, fmt.Errorf("store: truncate %s: %w", path, err)
-			}
-			if err := f.Sync(); err != nil {
-				return segResult{}, fmt.Errorf("store: fsync %s: %w", path, err)
-			}
-			return segResult{seg: segment{num, d.off}, epoch: h.epoch}, nil
-		}
-		s.log.Error("store: damaged record inside the log; skipping the rest of this segment, ignoring later peer marks",
-			"file", path, "offset", d.off, "skipped_bytes", size-d.off, "reason", d.reason)
-		return segResult{seg: segment{num, size}, epoch: h.epoch, hole: true}, nil
-	}
-}
-
-// dedup finds log entries that the snapshot holds already: entries
-// appended while the snapshot was being written, which the snapshot may
-// have seen. Their seqs are above the snapshot header's seq, and at most
-// the snapshot's highest seq.
-type dedup struct {
-	snap  []Entry // the snapshot's entries
-	above uint64  // the snapshot header's seq
-	max   uint64  // the highest seq in the snapshot
-	set   map[uint64]bool
-}
-
-// has reports whether the snapshot holds an entry with this seq. It builds
-// its set on first need, which a log without such entries never has.
-func (d *dedup) has(seq uint64) bool {
-	if seq <= d.above || seq > d.max {
-		return false
-	}
-	if d.set == nil {
-		d.set = make(map[uint64]bool)
-		for _, e := range d.snap {
-			if e.Seq > d.above {
-				d.set[e.Seq] = true
-			}
-		}
-	}
-	return d.set[seq]
-}
-
-// listSegments returns the numbers of the log segments in dir, sorted.
-func listSegments(dir string) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	var nums []uint64
-	for _, de := range des {
-		name := de.Name()
-		hex, ok := strings.CutPrefix(name, "wal-")
-		if !ok {
-			continue
-		}
-		hex, ok = strings.CutSuffix(hex, ".log")
-		if !ok || len(hex) != 16 {
-			continue
-		}
-		n, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil || n == 0 {
-			continue
-		}
-		nums = append(nums, n)
-	}
-	slices.Sort(nums)
-	return nums, nil
-}
-
-// newEpoch returns a random non-zero epoch.
-func newEpoch() uint64 {
-	for {
-		var b [8]byte
-		rand.Read(b[:])
-		if e := binary.LittleEndian.Uint64(b[:]); e != 0 {
-			return e
-		}
-	}
+	return nil
 }

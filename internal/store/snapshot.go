@@ -17,7 +17,8 @@ import (
 // all must yield every entry appended before Snapshot was called (or a
 // newer entry of the same client), and may yield later ones. The snapshot
 // is written to a temporary file, fsynced, closed, renamed into place, and
-// the directory is fsynced before any segment is deleted. Only one
+// the directory is fsynced, and the manifest updated, before any segment
+// is deleted. Only one
 // Snapshot runs at a time; a concurrent call waits. Close makes a running
 // Snapshot stop and return ErrClosed.
 func (s *Store) Snapshot(all iter.Seq[Entry]) error {
@@ -61,7 +62,18 @@ func (s *Store) Snapshot(all iter.Seq[Entry]) error {
 	s.stats.SnapshotSize = size
 	s.stats.LastSnapshot = time.Since(start)
 	s.compactAt = max(s.opts.CompactBytes, 2*size)
+	last := s.cur.num
 	s.mu.Unlock()
+	s.manMu.Lock()
+	s.first = rot.num
+	err = writeManifest(s.dir, manifest{id: s.id, first: rot.num, last: last})
+	s.manMu.Unlock()
+	if err != nil {
+		// A start finds the snapshot, which says the same; the segments
+		// stay until a manifest is written.
+		s.log.Warn("store: manifest not updated after a snapshot; keeping the old segments", "err", err)
+		return nil
+	}
 	for _, sg := range drop {
 		if err := os.Remove(s.segPath(sg.num)); err != nil {
 			// Open deletes it next time: the snapshot covers it.
@@ -74,8 +86,16 @@ func (s *Store) Snapshot(all iter.Seq[Entry]) error {
 }
 
 // writeSnapshot writes the snapshot durably and returns its size.
-func (s *Store) writeSnapshot(rot rotation, all iter.Seq[Entry]) (size int64, err error) {
-	tmp := filepath.Join(s.dir, tmpName)
+func (s *Store) writeSnapshot(rot rotation, all iter.Seq[Entry]) (int64, error) {
+	return writeSnapshotFile(s.dir, header{magic: snapMagic, id: s.id, a: rot.num, b: rot.seq}, rot.peers, all, s.closing.Load)
+}
+
+// writeSnapshotFile writes a snapshot with header h into dir: to a
+// temporary file, fsynced, closed, renamed into place, and the directory
+// fsynced. It returns the snapshot's size. It gives up with ErrClosed
+// when stop returns true.
+func writeSnapshotFile(dir string, h header, peers map[string]PeerPos, all iter.Seq[Entry], stop func() bool) (size int64, err error) {
+	tmp := filepath.Join(dir, tmpName)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("store: snapshot: %w", err)
@@ -87,7 +107,7 @@ func (s *Store) writeSnapshot(rot rotation, all iter.Seq[Entry]) (size int64, er
 		}
 	}()
 	w := bufio.NewWriterSize(f, 1<<20)
-	w.Write(header{magic: snapMagic, epoch: s.epoch, a: rot.num, b: rot.seq}.encode())
+	w.Write(h.encode())
 	var (
 		rec     []byte
 		entries uint64
@@ -101,15 +121,15 @@ func (s *Store) writeSnapshot(rot rotation, all iter.Seq[Entry]) (size int64, er
 			return 0, fmt.Errorf("store: snapshot: write %s: %w", tmp, err)
 		}
 		entries++
-		if entries%4096 == 0 && s.closing.Load() {
+		if entries%4096 == 0 && stop() {
 			return 0, ErrClosed
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(rot.peers)) {
-		rec = appendPeer(rec[:0], name, rot.peers[name])
+	for _, name := range slices.Sorted(maps.Keys(peers)) {
+		rec = appendPeer(rec[:0], name, peers[name])
 		w.Write(rec)
 	}
-	w.Write(appendEnd(rec[:0], entries, uint64(len(rot.peers))))
+	w.Write(appendEnd(rec[:0], entries, uint64(len(peers))))
 	if err := w.Flush(); err != nil {
 		return 0, fmt.Errorf("store: snapshot: write %s: %w", tmp, err)
 	}
@@ -123,11 +143,11 @@ func (s *Store) writeSnapshot(rot rotation, all iter.Seq[Entry]) (size int64, er
 	if err := f.Close(); err != nil {
 		return 0, fmt.Errorf("store: snapshot: close %s: %w", tmp, err)
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, snapName)); err != nil {
+	if err := os.Rename(tmp, filepath.Join(dir, snapName)); err != nil {
 		return 0, fmt.Errorf("store: snapshot: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
-		return 0, fmt.Errorf("store: snapshot: fsync directory %s: %w", s.dir, err)
+	if err := syncDir(dir); err != nil {
+		return 0, fmt.Errorf("store: snapshot: fsync directory %s: %w", dir, err)
 	}
 	return fi.Size(), nil
 }

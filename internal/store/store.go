@@ -16,11 +16,11 @@ import (
 type SyncMode int
 
 const (
-	// SyncAlways closes an append's done channel once the entry is fsynced.
+	// SyncAlways answers an append once the entry is fsynced.
 	// Appends that arrive during an fsync share the next one (group commit).
 	SyncAlways SyncMode = iota
-	// SyncFast closes an append's done channel once the entry is written to
-	// the operating system, and fsyncs within Options.FastInterval: a crash
+	// SyncFast answers an append once the entry is written to the
+	// operating system, and fsyncs within Options.FastInterval: a crash
 	// of the process loses nothing, a crash of the machine may lose the last
 	// few milliseconds.
 	SyncFast
@@ -67,16 +67,43 @@ type Options struct {
 	// Logger receives warnings about damaged files and failures; default:
 	// discard.
 	Logger *slog.Logger
+	// WrapFile, if set, wraps every log segment as the store writes it;
+	// it lets tests inject write and fsync errors.
+	WrapFile func(File) File
 
 	// beforeSync, if set, is called by the writer before each fsync of a
 	// batch (tests use it to hold a batch back).
 	beforeSync func()
+
+	// retryMin and retryMax bound the back-off between attempts to write
+	// again after a failure; defaults DefaultRetryMin, DefaultRetryMax.
+	retryMin, retryMax time.Duration
+}
+
+// Defaults of the back-off between attempts to write after a failure.
+const (
+	DefaultRetryMin = 20 * time.Millisecond
+	DefaultRetryMax = 2 * time.Second
+)
+
+// errLogEvery is the least time between two log lines about failures.
+const errLogEvery = time.Minute
+
+// File is a log segment as the store writes it: an *os.File, unless
+// Options.WrapFile wraps it.
+type File interface {
+	Write(p []byte) (int, error)
+	Sync() error
+	Truncate(size int64) error
+	Seek(offset int64, whence int) (int64, error)
+	Close() error
+	Name() string
 }
 
 // Entry is one change of the table: a client's AT line and the change
 // number this server gave it.
 type Entry struct {
-	Seq  uint64 // the server's change number of this record, increasing within an epoch
+	Seq  uint64 // the server's change number of this record, increasing
 	Line string // the AT line, without line ending
 }
 
@@ -88,9 +115,6 @@ type PeerPos struct {
 
 // State is what Open recovered.
 type State struct {
-	// Epoch is the random non-zero id of this store's history; a fresh
-	// directory gets a new one, which stays for the life of the directory.
-	Epoch uint64
 	// Seq is the highest change number recovered, 0 for a fresh directory.
 	Seq uint64
 	// Entries holds every entry recovered: the snapshot's, then the log's
@@ -100,6 +124,9 @@ type State struct {
 	Entries []Entry
 	// Peers is the latest position recorded for each neighbour.
 	Peers map[string]PeerPos
+	// Runs is the history of the directory's runs, the one Open started
+	// last.
+	Runs Runs
 }
 
 // Stats are counters of a Store since Open.
@@ -119,6 +146,7 @@ type Stats struct {
 	SnapshotSize int64         // size of the last snapshot, or of the one found by Open
 	LastSnapshot time.Duration // duration of the last Snapshot
 	Compactions  uint64        // calls of Options.Compact
+	Errors       uint64        // failed writes, fsyncs and truncations of the log
 }
 
 // ErrClosed is returned by operations on a closed Store, and by Err after
@@ -141,11 +169,11 @@ type rotation struct {
 
 // Store is an open store directory. Its methods are safe for concurrent use.
 type Store struct {
-	opts  Options
-	log   *slog.Logger
-	dir   string
-	epoch uint64 // immutable
-	lock  *os.File
+	opts Options
+	log  *slog.Logger
+	dir  string
+	id   uint64 // immutable: the store's id, in every file's header
+	lock *os.File
 
 	kick       chan struct{} // capacity 1: wakes the writer
 	writerDone chan struct{}
@@ -157,24 +185,34 @@ type Store struct {
 	snapMu    sync.Mutex // held by Snapshot; Close takes it to wait for one
 	compactWG sync.WaitGroup
 
+	manMu sync.Mutex // guards first and the writes of the manifest
+	first uint64     // the first segment not covered by the snapshot
+
 	mu         sync.Mutex // guards the fields below
 	buf        []byte     // encoded records not yet taken by the writer
-	pending    []chan struct{}
+	pending    []chan<- error
 	waiters    []waiter // Notify calls waiting for doneSeq to reach their seq
 	lastSeq    uint64   // highest seq appended
 	doneSeq    uint64   // highest seq whose batch is done (written, and fsynced in SyncAlways)
 	peers      map[string]PeerPos
 	rotReq     chan rotation
 	closed     bool
-	ioErr      error // first write or fsync failure; stops the store
+	ioErr      error     // the current failure; nil while writes succeed
+	failedAt   time.Time // when the current failure began
+	gen        uint64    // failures so far: an fsync that began before one covers nothing
+	synced     int64     // size of the newest segment at its last good fsync
+	tail       []byte    // bytes handed to the newest segment after synced: rewritten after a failure
+	tailSeq    uint64    // highest seq in tail
+	errLogged  time.Time // when a failure was last logged
+	errQuiet   uint64    // failures not logged since then
 	compacting bool
 	compactAt  int64
 	oldSegs    []segment // segments before cur, oldest first
 	cur        segment
 	stats      Stats
 
-	fileMu sync.Mutex // guards f; held by rotation and by the syncer's fsync
-	f      *os.File   // the newest segment; written only by the writer
+	fileMu sync.Mutex // guards f; held by rotation, truncation and the syncer's fsync
+	f      File       // the newest segment; written only by the writer
 }
 
 // Open opens the store in o.Dir, creating it if needed, recovers its state
@@ -192,6 +230,12 @@ func Open(o Options) (*Store, *State, error) {
 	}
 	if o.CompactBytes <= 0 {
 		o.CompactBytes = DefaultCompactBytes
+	}
+	if o.retryMin <= 0 {
+		o.retryMin = DefaultRetryMin
+	}
+	if o.retryMax < o.retryMin {
+		o.retryMax = max(DefaultRetryMax, o.retryMin)
 	}
 	log := o.Logger
 	if log == nil {
@@ -227,45 +271,62 @@ func Open(o Options) (*Store, *State, error) {
 	return s, st, nil
 }
 
-// Epoch returns the store's epoch.
-func (s *Store) Epoch() uint64 { return s.epoch }
-
-// Append adds an entry to the log and closes done (if not nil) when it is
-// durable under the Sync mode (see the package documentation), or when the
-// store has stopped. It never waits for the disk. The caller calls it in
-// increasing seq order, after the change is visible to the iterator it
-// passes to Snapshot. Append panics if line is longer than MaxLine.
-func (s *Store) Append(seq uint64, line string, done chan struct{}) {
+// Append adds an entry to the log. If done is not nil, Append sends one
+// value on it, which must not block (give done room for one value): nil
+// once the entry is durable under the Sync mode (see the package
+// documentation), or the error that keeps it from being so for now (a
+// failed write or fsync, or ErrClosed). Append never waits for the disk.
+// While the store fails, entries are kept in memory, done gets the
+// failure at once, and the entries are written when the disk accepts
+// writes again. The caller calls Append in increasing seq order, after the
+// change is visible to the iterator it passes to Snapshot. Append panics
+// if line is longer than MaxLine.
+func (s *Store) Append(seq uint64, line string, done chan<- error) {
 	if len(line) > MaxLine {
 		panic("store: line longer than MaxLine")
 	}
 	s.mu.Lock()
-	if s.closed || s.ioErr != nil {
+	if s.closed {
 		s.mu.Unlock()
-		if done != nil {
-			close(done)
-		}
+		answer(done, ErrClosed)
 		return
 	}
 	s.buf = appendEntry(s.buf, seq, line)
+	s.lastSeq = max(s.lastSeq, seq)
+	s.stats.Appends++
+	if err := s.ioErr; err != nil {
+		s.mu.Unlock()
+		answer(done, err)
+		return
+	}
 	if done != nil {
 		s.pending = append(s.pending, done)
 	}
-	s.lastSeq = max(s.lastSeq, seq)
-	s.stats.Appends++
 	s.mu.Unlock()
 	s.kickWriter()
 }
 
-// Notify closes done once every entry appended before the call is durable
-// under the Sync mode, or when the store has stopped. It never waits. It
-// lets a caller whose entry was appended by someone else (for example a
-// change hook) wait for it.
-func (s *Store) Notify(done chan struct{}) {
+// Notify sends one value on done, which must not block (give done room
+// for one value): nil once every entry appended before the call is
+// durable under the Sync mode, or the error that keeps one of them from
+// being so for now. While the store fails, the error comes at once. It
+// never waits. It lets a caller whose entry was appended by someone else
+// (for example a change hook) learn whether it was saved.
+func (s *Store) Notify(done chan<- error) {
 	s.mu.Lock()
-	if s.closed || s.ioErr != nil || s.lastSeq <= s.doneSeq {
+	switch {
+	case s.lastSeq <= s.doneSeq:
 		s.mu.Unlock()
-		close(done)
+		done <- nil
+		return
+	case s.closed:
+		s.mu.Unlock()
+		done <- ErrClosed
+		return
+	case s.ioErr != nil:
+		err := s.ioErr
+		s.mu.Unlock()
+		done <- err
 		return
 	}
 	s.waiters = append(s.waiters, waiter{seq: s.lastSeq, done: done})
@@ -273,16 +334,38 @@ func (s *Store) Notify(done chan struct{}) {
 	s.kickWriter()
 }
 
-// waiter is a Notify call: done closes once doneSeq reaches seq.
+// Health returns nil while the store writes and syncs successfully, and
+// otherwise an error saying why it cannot, and that it is retrying (or
+// ErrClosed after Close).
+func (s *Store) Health() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.ioErr != nil:
+		return fmt.Errorf("%w; retrying since %s", s.ioErr, s.failedAt.UTC().Format(time.RFC3339))
+	case s.closed:
+		return ErrClosed
+	}
+	return nil
+}
+
+// answer sends err on done, if there is one.
+func answer(done chan<- error, err error) {
+	if done != nil {
+		done <- err
+	}
+}
+
+// waiter is a Notify call: done is answered once doneSeq reaches seq.
 type waiter struct {
 	seq  uint64
-	done chan struct{}
+	done chan<- error
 }
 
 // releaseWaitersLocked removes the waiters whose entries are done and
 // returns their channels; all of them when all is set.
-func (s *Store) releaseWaitersLocked(all bool) []chan struct{} {
-	var ready []chan struct{}
+func (s *Store) releaseWaitersLocked(all bool) []chan<- error {
+	var ready []chan<- error
 	keep := s.waiters[:0]
 	for _, w := range s.waiters {
 		if all || w.seq <= s.doneSeq {
@@ -300,14 +383,15 @@ func (s *Store) releaseWaitersLocked(all bool) []chan struct{} {
 // name up to pos. It does not wait: the mark is written after every entry
 // appended before it, in the next batch (which it starts if none is
 // pending), so it is durable once that batch is, and at the latest once a
-// later append's done channel is closed. Marking often is cheap: marks
-// share batches and fsyncs with appends.
+// later append is answered with nil. Marking often is cheap: marks share
+// batches and fsyncs with appends. While the store fails, marks wait in
+// memory behind the entries appended before them.
 func (s *Store) MarkPeer(name string, pos PeerPos) {
 	if len(name) > MaxLine {
 		panic("store: peer name longer than MaxLine")
 	}
 	s.mu.Lock()
-	if s.closed || s.ioErr != nil {
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
@@ -318,9 +402,8 @@ func (s *Store) MarkPeer(name string, pos PeerPos) {
 	s.kickWriter()
 }
 
-// Err returns the error that stopped the store: a failed write or fsync,
-// or ErrClosed after Close. If Err returns nil after an append's done
-// channel was closed, that append is durable under the Sync mode.
+// Err returns the store's current failure to write or fsync (nil once it
+// writes again), or ErrClosed after Close.
 func (s *Store) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -333,11 +416,11 @@ func (s *Store) Err() error {
 	return nil
 }
 
-// Close writes and fsyncs everything appended, closes the done channels of
-// all appends, waits for a running Snapshot or Compact to return, and
-// closes the files. Appends after Close are dropped, with their done
-// channels closed at once and Err returning ErrClosed. Close returns the
-// error that stopped the store, if any.
+// Close writes and fsyncs everything appended (one more attempt if the
+// store is failing), answers all appends, waits for a running Snapshot or
+// Compact to return, and closes the files. Appends after Close are
+// dropped and answered ErrClosed at once. Close returns the error that
+// kept the store from saving everything, if any.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {

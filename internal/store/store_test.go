@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -21,19 +20,18 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(mode.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			s, st := open(t, Options{Dir: dir, Sync: mode})
-			if st.Epoch == 0 || st.Seq != 0 || len(st.Entries) != 0 || len(st.Peers) != 0 {
+			if len(st.Runs) != 1 || st.Seq != 0 || len(st.Entries) != 0 || len(st.Peers) != 0 {
 				t.Fatalf("fresh state = %+v", st)
 			}
-			epoch := st.Epoch
 			var want []Entry
 			peers := map[string]PeerPos{}
-			var last chan struct{}
+			var last chan error
 			for i := uint64(1); i <= 1000; i++ {
 				e := Entry{Seq: i, Line: line(i%300, i)}
 				want = append(want, e)
-				var done chan struct{}
+				var done chan error
 				if i%2 == 0 {
-					done = make(chan struct{})
+					done = make(chan error, 1)
 					last = done
 				}
 				s.Append(e.Seq, e.Line, done)
@@ -48,9 +46,6 @@ func TestRoundTrip(t *testing.T) {
 
 			for range 2 {
 				s, st = open(t, Options{Dir: dir, Sync: mode})
-				if st.Epoch != epoch {
-					t.Errorf("epoch = %x, want %x", st.Epoch, epoch)
-				}
 				if st.Seq != 1000 {
 					t.Errorf("seq = %d, want 1000", st.Seq)
 				}
@@ -66,70 +61,46 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestFreshEpoch(t *testing.T) {
-	seen := map[uint64]bool{}
-	for range 3 {
-		dir := t.TempDir()
-		s, st := open(t, Options{Dir: dir})
-		if st.Epoch == 0 || seen[st.Epoch] {
-			t.Fatalf("epoch %x: zero or reused", st.Epoch)
-		}
-		seen[st.Epoch] = true
-		closeStore(t, s)
-		s, st2 := open(t, Options{Dir: dir})
-		if st2.Epoch != st.Epoch || s.Epoch() != st.Epoch {
-			t.Errorf("reopened epoch = %x, want %x", st2.Epoch, st.Epoch)
-		}
-		closeStore(t, s)
+// TestRuns: every Open starts a run with a fresh epoch, after the change
+// numbers recovered, and keeps the earlier ones.
+func TestRuns(t *testing.T) {
+	dir := t.TempDir()
+	s, st := open(t, Options{Dir: dir})
+	if len(st.Runs) != 1 || st.Runs[0].Epoch == 0 || st.Runs[0].Start != 1 {
+		t.Fatalf("runs of a fresh store: %+v", st.Runs)
+	}
+	first := st.Runs[0]
+	done := make(chan error, 1)
+	s.Append(1, line(1, 1), nil)
+	s.Append(2, line(2, 1), done)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+	s, st = open(t, Options{Dir: dir})
+	defer closeStore(t, s)
+	if len(st.Runs) != 2 || st.Runs[0] != first || st.Runs[1].Start != 3 || st.Runs[1].Epoch == first.Epoch || st.Runs.Current() != st.Runs[1].Epoch {
+		t.Fatalf("runs after a restart: %+v", st.Runs)
+	}
+	if from, ok := st.Runs.DeltaFrom(first.Epoch, 10); !ok || from != 2 {
+		t.Errorf("DeltaFrom(first run, 10) = %d, %v; want 2: changes of a run past the next run's start may be lost", from, ok)
+	}
+	if from, ok := st.Runs.DeltaFrom(st.Runs.Current(), 10); !ok || from != 10 {
+		t.Errorf("DeltaFrom(current, 10) = %d, %v", from, ok)
+	}
+	if _, ok := st.Runs.DeltaFrom(12345, 1); ok {
+		t.Error("DeltaFrom of an unknown epoch succeeded")
 	}
 }
 
 func TestCreatesParents(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "Goloman")
-	s, st := open(t, Options{Dir: dir})
+	s, _ := open(t, Options{Dir: dir})
 	defer closeStore(t, s)
-	if st.Epoch == 0 {
-		t.Error("zero epoch")
-	}
-	if _, err := os.Stat(filepath.Join(dir, segName(1))); err != nil {
-		t.Error(err)
-	}
-}
-
-// TestWriteFailure makes the log's file fail under the writer: the store
-// stops, releases every waiter, and reports the error; what was written
-// before is recovered.
-func TestWriteFailure(t *testing.T) {
-	dir := t.TempDir()
-	var logs logBuffer
-	s, _ := open(t, Options{Dir: dir, Logger: logs.logger()})
-	done := make(chan struct{})
-	s.Append(1, line(1, 1), done)
-	<-done
-	s.fileMu.Lock()
-	s.f.Close()
-	s.fileMu.Unlock()
-	for i := uint64(2); i <= 3; i++ {
-		done := make(chan struct{})
-		s.Append(i, line(i, i), done)
-		<-done
-		if s.Err() == nil || errors.Is(s.Err(), ErrClosed) {
-			t.Fatalf("append %d: Err = %v, want a write error", i, s.Err())
+	for _, name := range []string{segName(1), manifestName, runsName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
 		}
-	}
-	if err := s.Snapshot(func(func(Entry) bool) {}); err == nil {
-		t.Error("Snapshot succeeded on a stopped store")
-	}
-	if err := s.Close(); err == nil || errors.Is(err, ErrClosed) {
-		t.Errorf("Close = %v, want the write error", err)
-	}
-	if !strings.Contains(logs.String(), "level=ERROR msg=\"store: stopped") {
-		t.Errorf("failure not logged:\n%s", logs.String())
-	}
-	s, st := open(t, Options{Dir: dir})
-	defer closeStore(t, s)
-	if !slices.Equal(st.Entries, []Entry{{1, line(1, 1)}}) {
-		t.Errorf("recovered %v", st.Entries)
 	}
 }
 
@@ -137,7 +108,7 @@ func TestDoneAfterFsync(t *testing.T) {
 	s, _ := open(t, Options{Dir: t.TempDir()})
 	defer closeStore(t, s)
 	for i := uint64(1); i <= 20; i++ {
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		s.Append(i, line(i, i), done)
 		<-done
 		if err := s.Err(); err != nil {
@@ -153,7 +124,7 @@ func TestNotifyAfterEarlierAppends(t *testing.T) {
 	s, _ := open(t, Options{Dir: t.TempDir()})
 	for i := uint64(1); i <= 20; i++ {
 		s.Append(i, line(i, i), nil)
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		s.Notify(done)
 		<-done
 		if st := s.Stats(); st.DurableSeq < i {
@@ -161,9 +132,11 @@ func TestNotifyAfterEarlierAppends(t *testing.T) {
 		}
 	}
 	closeStore(t, s)
-	done := make(chan struct{})
-	s.Notify(done) // after Close: closes at once
-	<-done
+	done := make(chan error, 1)
+	s.Notify(done) // after Close: answers at once
+	if err := <-done; err != nil {
+		t.Errorf("Notify after Close, with everything saved: %v", err)
+	}
 }
 
 func TestFastSyncFollows(t *testing.T) {
@@ -176,7 +149,7 @@ func TestFastSyncFollows(t *testing.T) {
 			}
 		}}
 	s, _ := open(t, o)
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	s.Append(1, line(1, 1), done)
 	<-done
 	if st := s.Stats(); st.WrittenSeq < 1 {
@@ -208,7 +181,7 @@ func TestGroupCommit(t *testing.T) {
 	for i := range n {
 		go func() {
 			defer finished.Done()
-			done := make(chan struct{})
+			done := make(chan error, 1)
 			m.set(s, uint64(i), 1, done)
 			appended.Done()
 			<-done
@@ -235,7 +208,7 @@ func TestConcurrentAppends(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 100 {
-				done := make(chan struct{})
+				done := make(chan error, 1)
 				m.set(s, uint64(g*1000+i), 1, done)
 				<-done
 			}
@@ -286,13 +259,13 @@ func TestTruncatedTail(t *testing.T) {
 		if !slices.Equal(st.Entries, want[:19]) || st.Seq != 19 {
 			t.Fatalf("cut at %d: recovered %d entries, seq %d", cut, len(st.Entries), st.Seq)
 		}
-		warned := strings.Contains(logs.String(), "level=WARN msg=\"store: truncating damaged log tail\" file="+path+
+		warned := strings.Contains(logs.String(), "level=WARN msg=\"store: cutting a torn write at the end of the log\" file="+path+
 			fmt.Sprintf(" offset=%d dropped_bytes=%d", lastOff, cut-lastOff))
 		if warned != (cut > lastOff) {
 			t.Fatalf("cut at %d: warned=%v; log:\n%s", cut, warned, logs.String())
 		}
 		// New appends go after the valid prefix and survive.
-		done := make(chan struct{})
+		done := make(chan error, 1)
 		s.Append(20, line(20, 20), done)
 		<-done
 		closeStore(t, s)
@@ -316,9 +289,16 @@ func TestTornSegmentHeader(t *testing.T) {
 	s, _ := open(t, Options{Dir: dir})
 	s.Append(1, line(1, 1), nil)
 	closeStore(t, s)
-	// A crash while Open created segment 2.
-	hdr := header{magic: walMagic, epoch: 7, a: 2}.encode()
+	// A crash while Open created segment 2, before the manifest named it.
+	hdr := header{magic: walMagic, id: 7, a: 2}.encode()
+	man, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for cut := range headerSize {
+		if err := os.WriteFile(filepath.Join(dir, manifestName), man, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		path := filepath.Join(dir, segName(2))
 		if err := os.WriteFile(path, hdr[:cut], 0o644); err != nil {
 			t.Fatal(err)
@@ -339,71 +319,6 @@ func TestTornSegmentHeader(t *testing.T) {
 	}
 }
 
-func TestFlippedByteNewestSegment(t *testing.T) {
-	dir := t.TempDir()
-	s, _ := open(t, Options{Dir: dir, Sync: SyncFast})
-	var want []Entry
-	for i := uint64(1); i <= 100; i++ {
-		want = append(want, Entry{Seq: i, Line: line(i, i)})
-		s.Append(i, line(i, i), nil)
-	}
-	closeStore(t, s)
-	path := filepath.Join(dir, segName(1))
-	offs, _ := recordOffsets(t, path)
-	flipByte(t, path, offs[50]+20)
-
-	var logs logBuffer
-	s, st := open(t, Options{Dir: dir, Logger: logs.logger()})
-	defer closeStore(t, s)
-	if !slices.Equal(st.Entries, want[:50]) {
-		t.Errorf("recovered %d entries, want the first 50", len(st.Entries))
-	}
-	if !strings.Contains(logs.String(), fmt.Sprintf("file=%s offset=%d", path, offs[50])) {
-		t.Errorf("damage not reported:\n%s", logs.String())
-	}
-}
-
-func TestFlippedByteOlderSegment(t *testing.T) {
-	dir := t.TempDir()
-	var want []Entry
-	seq := uint64(0)
-	for session := range 2 {
-		s, _ := open(t, Options{Dir: dir})
-		if session == 0 {
-			s.MarkPeer("Hands", PeerPos{Epoch: 9, Seq: 5})
-		}
-		for range 50 {
-			seq++
-			want = append(want, Entry{Seq: seq, Line: line(seq, seq)})
-			s.Append(seq, line(seq, seq), nil)
-		}
-		s.MarkPeer("Hands", PeerPos{Epoch: 9, Seq: 10 * seq})
-		s.MarkPeer("Wilkes", PeerPos{Epoch: 3, Seq: seq})
-		closeStore(t, s)
-	}
-	path := filepath.Join(dir, segName(1))
-	offs, _ := recordOffsets(t, path)
-	// offs[0] is the first peer mark; entry k (from 0) is record k+1.
-	flipByte(t, path, offs[26]+12)
-
-	var logs logBuffer
-	s, st := open(t, Options{Dir: dir, Logger: logs.logger()})
-	defer closeStore(t, s)
-	wantEntries := append(slices.Clone(want[:25]), want[50:]...)
-	if !slices.Equal(st.Entries, wantEntries) {
-		t.Errorf("recovered %d entries, want %d", len(st.Entries), len(wantEntries))
-	}
-	if st.Seq != 100 {
-		t.Errorf("seq = %d, want 100", st.Seq)
-	}
-	if want := map[string]PeerPos{"Hands": {9, 5}}; !maps.Equal(st.Peers, want) {
-		t.Errorf("peers = %v, want %v: marks after the damage must be ignored", st.Peers, want)
-	}
-	if !strings.Contains(logs.String(), fmt.Sprintf("level=ERROR msg=\"store: damaged record inside the log; skipping the rest of this segment, ignoring later peer marks\" file=%s offset=%d", path, offs[26])) {
-		t.Errorf("damage not reported:\n%s", logs.String())
-	}
-}
-
 func flipByte(t *testing.T, path string, off int64) {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -413,49 +328,6 @@ func flipByte(t *testing.T, path string, off int64) {
 	data[off] ^= 0x40
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestDamagedSnapshot(t *testing.T) {
-	src := t.TempDir()
-	s, _ := open(t, Options{Dir: src})
-	m := newModel(0)
-	for i := range 100 {
-		m.set(s, uint64(i), 1, nil)
-	}
-	if err := s.Snapshot(m.all()); err != nil {
-		t.Fatal(err)
-	}
-	closeStore(t, s)
-	data, err := os.ReadFile(filepath.Join(src, snapName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, damage := range map[string]func([]byte) []byte{
-		"flipped byte":  func(b []byte) []byte { b[len(b)/2] ^= 1; return b },
-		"flipped magic": func(b []byte) []byte { b[0] ^= 1; return b },
-		"cut short":     func(b []byte) []byte { return b[:len(b)-5] },
-		"no end record": func(b []byte) []byte { offs, _ := recordOffsetsBytes(t, b); return b[:offs[len(offs)-1]] },
-	} {
-		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
-			for _, f := range files(t, src) {
-				b, err := os.ReadFile(filepath.Join(src, f))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if f == snapName {
-					b = damage(slices.Clone(data))
-				}
-				if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			_, _, err := Open(Options{Dir: dir})
-			if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, snapName)) {
-				t.Fatalf("Open = %v, want an error naming the snapshot", err)
-			}
-		})
 	}
 }
 
@@ -478,7 +350,7 @@ func TestSnapshotThenAppend(t *testing.T) {
 	if err := s.Snapshot(m.all()); err != nil {
 		t.Fatal(err)
 	}
-	if got := files(t, dir); !slices.Equal(got, []string{"LOCK", snapName, segName(2)}) {
+	if got := files(t, dir); !slices.Equal(got, []string{"LOCK", manifestName, runsName, snapName, segName(2)}) {
 		t.Errorf("files after snapshot: %v", got)
 	}
 	for i := range 100 {
@@ -519,7 +391,7 @@ func TestSnapshotConcurrentAppend(t *testing.T) {
 			for g := range 4 {
 				wg.Go(func() {
 					for i := range 300 {
-						done := make(chan struct{})
+						done := make(chan error, 1)
 						m.set(s, uint64((g*300+i)%200), uint64(g*1000+i), done)
 						<-done
 					}
@@ -595,9 +467,11 @@ func TestLocked(t *testing.T) {
 func TestAfterClose(t *testing.T) {
 	s, _ := open(t, Options{Dir: t.TempDir()})
 	closeStore(t, s)
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	s.Append(1, line(1, 1), done)
-	<-done
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("Append after Close answered %v, want ErrClosed", err)
+	}
 	if err := s.Err(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Err = %v, want ErrClosed", err)
 	}
@@ -606,24 +480,5 @@ func TestAfterClose(t *testing.T) {
 	}
 	if err := s.Close(); !errors.Is(err, ErrClosed) {
 		t.Errorf("second Close = %v, want ErrClosed", err)
-	}
-}
-
-func TestMissingSegment(t *testing.T) {
-	dir := t.TempDir()
-	for i := range 3 {
-		s, _ := open(t, Options{Dir: dir})
-		s.Append(uint64(i+1), line(1, 1), nil)
-		closeStore(t, s)
-	}
-	if err := os.Remove(filepath.Join(dir, segName(2))); err != nil {
-		t.Fatal(err)
-	}
-	_, _, err := Open(Options{Dir: dir})
-	if err == nil || !strings.Contains(err.Error(), segName(2)) {
-		t.Fatalf("Open = %v, want an error naming the missing segment", err)
-	}
-	if !reflect.DeepEqual(files(t, dir), []string{"LOCK", segName(1), segName(3)}) {
-		t.Errorf("files: %v", files(t, dir))
 	}
 }

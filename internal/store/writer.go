@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"time"
@@ -9,16 +10,31 @@ import (
 
 // writer is the group-commit loop, the only goroutine that writes the log:
 // it takes everything appended so far, writes it in one write, fsyncs it
-// (SyncAlways), and closes the done channels of that batch. Appends that
-// arrive meanwhile wait in s.buf for the next turn.
+// (SyncAlways), and answers the appends of that batch. Appends that arrive
+// meanwhile wait in s.buf for the next turn. After a failure it retries
+// with back-off (see resume) and takes no new batch until one succeeds.
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	var (
-		buf   []byte
-		dones []chan struct{}
+		buf     []byte
+		dones   []chan<- error
+		backoff time.Duration
 	)
 	for {
-		<-s.kick
+		s.waitTurn(backoff)
+		if failing, closing := s.failing(); failing {
+			if err := s.resume(); err != nil {
+				s.fail(err)
+				if closing {
+					s.closeFile()
+					return
+				}
+				backoff = min(max(2*backoff, s.opts.retryMin), s.opts.retryMax)
+				continue
+			}
+			backoff = 0
+		}
+
 		s.mu.Lock()
 		buf, s.buf = s.buf, buf[:0]
 		dones, s.pending = s.pending, dones[:0]
@@ -30,11 +46,14 @@ func (s *Store) writer() {
 			peers = maps.Clone(s.peers)
 		}
 		closing := s.closed
-		err := s.ioErr
 		s.mu.Unlock()
 
-		if err == nil && len(buf) > 0 {
+		var err error
+		if len(buf) > 0 {
 			err = s.writeBatch(buf, seq)
+		}
+		if err == nil && rot == nil && closing && s.opts.Sync == SyncFast {
+			err = s.syncFile(seq)
 		}
 		if rot != nil {
 			r := rotation{seq: seq, peers: peers, err: err}
@@ -43,37 +62,90 @@ func (s *Store) writer() {
 			}
 			rot <- r
 		}
-		if err == nil && closing && s.opts.Sync == SyncFast {
-			err = s.syncFile(seq)
-		}
 		if err != nil {
 			s.fail(err)
+			for _, d := range dones {
+				d <- err
+			}
 		} else {
 			s.mu.Lock()
 			s.doneSeq = max(s.doneSeq, seq)
-			ready := s.releaseWaitersLocked(closing)
+			ready := s.releaseWaitersLocked(false)
 			s.mu.Unlock()
 			for _, d := range ready {
-				close(d)
+				d <- nil
 			}
-		}
-		for _, d := range dones {
-			close(d)
+			for _, d := range dones {
+				d <- nil
+			}
 		}
 		clear(dones)
 		if cap(buf) > 4<<20 {
 			buf, dones = nil, nil
 		}
-		if closing {
-			s.fileMu.Lock()
-			if err := s.f.Close(); err != nil {
-				s.fail(fmt.Errorf("store: close %s: %w", s.f.Name(), err))
+		if failing, _ := s.failing(); failing { // this batch, a rotation or the syncer failed
+			backoff = s.opts.retryMin
+			if closing {
+				s.kickWriter() // one more attempt at once before Close gives up
 			}
-			s.f = nil
-			s.fileMu.Unlock()
+			continue
+		}
+		if closing {
+			s.closeFile()
 			return
 		}
 		s.maybeCompact()
+	}
+}
+
+// failing reports whether the store is failing, and whether it is closed.
+func (s *Store) failing() (failing, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ioErr != nil, s.closed
+}
+
+// waitTurn waits for a kick, or, after a failure (backoff > 0), for the
+// back-off to pass; kicks then only end the wait when the store closes.
+func (s *Store) waitTurn(backoff time.Duration) {
+	if backoff <= 0 {
+		<-s.kick
+		return
+	}
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-s.kick:
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return
+			}
+		}
+	}
+}
+
+// closeFile closes the newest segment when the store closes.
+func (s *Store) closeFile() {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if err := s.f.Close(); err != nil {
+		s.fail(fmt.Errorf("store: close %s: %w", s.f.Name(), err))
+	}
+	s.f = nil
+	s.mu.Lock()
+	ready := s.releaseWaitersLocked(true)
+	err := s.ioErr
+	s.mu.Unlock()
+	if err == nil {
+		err = ErrClosed
+	}
+	for _, d := range ready {
+		d <- err
 	}
 }
 
@@ -82,6 +154,13 @@ func (s *Store) writer() {
 func (s *Store) writeBatch(buf []byte, seq uint64) error {
 	n, err := s.f.Write(buf)
 	s.mu.Lock()
+	// All of buf joins the tail, written or not: after a failure it is
+	// written again from the end of the last good fsync.
+	s.tail = append(s.tail, buf...)
+	s.tailSeq = seq
+	if err != nil {
+		s.gen++ // a concurrent fsync must not count this write as durable
+	}
 	s.cur.size += int64(n)
 	s.stats.Batches++
 	s.stats.BytesWritten += uint64(n)
@@ -103,6 +182,8 @@ func (s *Store) writeBatch(buf []byte, seq uint64) error {
 }
 
 // syncFile fsyncs the newest segment, which holds every entry up to seq.
+// A good fsync makes the tail written before it durable; one that began
+// before a failure counts for nothing, as the writer rewrites that tail.
 func (s *Store) syncFile(seq uint64) error {
 	if h := s.opts.beforeSync; h != nil {
 		h()
@@ -112,6 +193,9 @@ func (s *Store) syncFile(seq uint64) error {
 	if s.f == nil {
 		return nil
 	}
+	s.mu.Lock()
+	gen, size, tail := s.gen, s.cur.size, len(s.tail)
+	s.mu.Unlock()
 	start := time.Now()
 	err := s.f.Sync()
 	d := time.Since(start)
@@ -119,12 +203,63 @@ func (s *Store) syncFile(seq uint64) error {
 	s.stats.Fsyncs++
 	s.stats.LastFsync = d
 	s.stats.MaxFsync = max(s.stats.MaxFsync, d)
-	if err == nil {
+	if err == nil && gen == s.gen && s.ioErr == nil {
 		s.stats.DurableSeq = max(s.stats.DurableSeq, seq)
+		s.synced = size
+		s.tail = s.tail[:copy(s.tail, s.tail[tail:])]
 	}
 	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("store: fsync %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
+// resume makes the newest segment whole again after a failure: it cuts
+// the file back to its size at the last good fsync (so that no partial
+// write stays in the log, and nothing whose fsync failed is trusted),
+// writes again what was written since, and fsyncs it. On success the
+// store is healthy again.
+func (s *Store) resume() error {
+	s.fileMu.Lock()
+	s.mu.Lock()
+	synced, tail := s.synced, s.tail
+	s.mu.Unlock()
+	err := s.rewrite(synced, tail)
+	s.fileMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cur.size = synced + int64(len(tail))
+	s.synced = s.cur.size
+	s.tail = s.tail[:0]
+	s.stats.WrittenSeq = max(s.stats.WrittenSeq, s.tailSeq)
+	s.stats.DurableSeq = s.stats.WrittenSeq
+	since, quiet := s.failedAt, s.errQuiet
+	s.ioErr, s.errQuiet, s.errLogged = nil, 0, time.Time{}
+	s.mu.Unlock()
+	s.log.Info("store: writing again", "dir", s.dir, "failed_for", time.Since(since), "unlogged_errors", quiet)
+	return nil
+}
+
+// rewrite cuts the newest segment at size, writes tail after it and
+// fsyncs. The caller holds fileMu.
+func (s *Store) rewrite(size int64, tail []byte) error {
+	name := s.f.Name()
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("store: truncate %s: %w", name, err)
+	}
+	if _, err := s.f.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("store: seek %s: %w", name, err)
+	}
+	if len(tail) > 0 {
+		if _, err := s.f.Write(tail); err != nil {
+			return fmt.Errorf("store: write %s: %w", name, err)
+		}
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("store: fsync %s: %w", name, err)
 	}
 	return nil
 }
@@ -157,6 +292,7 @@ func (s *Store) syncer() {
 		}
 		if err := s.syncFile(seq); err != nil {
 			s.fail(err)
+			s.kickWriter()
 		}
 		last = time.Now()
 	}
@@ -175,13 +311,21 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 	s.mu.Lock()
 	num := s.cur.num + 1
 	s.mu.Unlock()
-	nf, err := createSegment(s.dir, num, s.epoch)
+	nf, err := createSegment(s.dir, num, s.id)
 	if err != nil {
 		return 0, err
 	}
+	s.manMu.Lock()
+	err = writeManifest(s.dir, manifest{id: s.id, first: s.first, last: num})
+	s.manMu.Unlock()
+	if err != nil {
+		// The new segment is the newest, so a start accepts it without
+		// the manifest naming it; only deleting it would go unnoticed.
+		s.log.Warn("store: manifest not updated", "err", err)
+	}
 	s.fileMu.Lock()
 	old := s.f
-	s.f = nf
+	s.f = s.wrap(nf)
 	s.fileMu.Unlock()
 	if err := old.Close(); err != nil {
 		s.log.Warn("store: close log segment", "file", old.Name(), "err", err)
@@ -189,19 +333,29 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 	s.mu.Lock()
 	s.oldSegs = append(s.oldSegs, s.cur)
 	s.cur = segment{num: num, size: headerSize}
+	s.synced = headerSize
+	s.tail = s.tail[:0]
 	s.mu.Unlock()
 	return num, nil
 }
 
+// wrap applies Options.WrapFile.
+func (s *Store) wrap(f *os.File) File {
+	if s.opts.WrapFile != nil {
+		return s.opts.WrapFile(f)
+	}
+	return f
+}
+
 // createSegment creates log segment num with its header and makes it
 // durable, directory entry included, before anything is appended to it.
-func createSegment(dir string, num, epoch uint64) (*os.File, error) {
+func createSegment(dir string, num, id uint64) (*os.File, error) {
 	path := dir + string(os.PathSeparator) + segName(num)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	_, err = f.Write(header{magic: walMagic, epoch: epoch, a: num}.encode())
+	_, err = f.Write(header{magic: walMagic, id: id, a: num}.encode())
 	if err == nil {
 		err = f.Sync()
 	}
@@ -216,22 +370,33 @@ func createSegment(dir string, num, epoch uint64) (*os.File, error) {
 	return f, nil
 }
 
-// fail stops the store after a write or fsync error.
+// fail records a write or fsync error: the store answers appends with it
+// until resume succeeds. It logs at most once per errLogEvery.
 func (s *Store) fail(err error) {
+	now := time.Now()
 	s.mu.Lock()
-	first := s.ioErr == nil
-	if first {
-		s.ioErr = err
+	if s.ioErr == nil {
+		s.failedAt = now
 	}
-	dones := append(s.pending, s.releaseWaitersLocked(true)...)
+	s.ioErr = err
+	s.gen++
+	s.stats.Errors++
+	ready := append(s.pending, s.releaseWaitersLocked(true)...)
 	s.pending = nil
-	s.buf = nil
-	s.mu.Unlock()
-	if first {
-		s.log.Error("store: stopped; entries are no longer saved", "dir", s.dir, "err", err)
+	logIt := now.Sub(s.errLogged) >= errLogEvery
+	quiet := s.errQuiet
+	if logIt {
+		s.errLogged, s.errQuiet = now, 0
+	} else {
+		s.errQuiet++
 	}
-	for _, d := range dones {
-		close(d)
+	s.mu.Unlock()
+	if logIt {
+		s.log.Error("store: cannot save changes; refusing to acknowledge them and retrying", "dir", s.dir,
+			"err", err.Error(), "unlogged_errors", quiet)
+	}
+	for _, d := range ready {
+		d <- err
 	}
 }
 
