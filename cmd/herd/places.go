@@ -35,7 +35,7 @@ func finderFactory(_ context.Context, pc config.PlacesConfig, getenv func(string
 	progress.Info("places: " + pc.Provider)
 	return func(string) places.Finder {
 		return cache.New(upstream, cache.Options{
-			TTL: pc.CacheTTL.D, MaxEntries: pc.CacheSize, Rate: pc.RateLimit, Burst: pc.RateBurst,
+			TTL: pc.CacheTTL.D, MaxEntries: pc.CacheSize, MaxBytes: pc.CacheBytes, Rate: pc.RateLimit, Burst: pc.RateBurst,
 			UpstreamTimeout: pc.Timeout.D,
 		})
 	}, nil

@@ -10,12 +10,21 @@
 //
 // Rule 2 lets two servers that received different IAMATs with the same
 // client time agree on one of them without any coordination.
+//
+// A table may also bound what it holds (see Limits): client times too far
+// ahead of the server's clock, new clients beyond a count, and records
+// older than a time to live are refused, whether they come from a client
+// or a neighbour, and expired records are forgotten. Expiry is by client
+// time, so every server forgets the same records.
 package location
 
 import (
 	"bytes"
 	"hash/maphash"
+	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"herd/internal/protocol"
@@ -91,6 +100,11 @@ const shardCount = 64
 type Table struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
+	lim    Limits           // immutable after NewTable
+	now    func() time.Time // immutable after NewTable
+	log    *slog.Logger     // immutable after NewTable
+	n      atomic.Int64     // records held, expired ones not yet swept included
+	stats  counters
 
 	mu    sync.Mutex // orders changes: guards seq, hooks and froms, held while hooks run
 	seq   uint64     // the Seq of the latest change
@@ -102,6 +116,8 @@ type Table struct {
 	froms [256]string
 	fromN int              // guarded by mu: indexes used
 	fromI map[string]uint8 // guarded by mu: index of each name in froms
+	// lastWarn is when a refusal was last logged, by reason; guarded by mu.
+	lastWarn map[error]time.Time
 }
 
 // Hook sees every change of a Table, in Seq order, while the table's change
@@ -216,20 +232,38 @@ func (t *Table) Locked(f func(seq uint64)) {
 // Restore loads recovered records without running hooks: each keeps its
 // Seq, the merge rule applies between them, and the table's change number
 // becomes at least seq.
+//
+// A recovered record timed beyond the clock skew bound or already expired
+// is dropped (and counted), so that no stored time locks a client across
+// restarts. MaxClients is not applied: what was acknowledged is kept.
 func (t *Table) Restore(recs []Record, seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	b := t.bounds()
+	dropped := map[error]int{}
 	for _, r := range recs {
+		t.seq = max(t.seq, r.Seq)
+		if err := b.check(r.Time); err != nil {
+			t.stats.count(err)
+			dropped[err]++
+			continue
+		}
 		s := t.shard(r.Client)
 		s.mu.Lock()
-		if old, ok := s.m[r.Client]; !ok || r.Wins(t.recordLocked(old, len(r.Client))) {
+		old, ok := s.m[r.Client]
+		if !ok || r.Wins(t.recordLocked(old, len(r.Client))) {
 			e := toEntry(r, 0)
 			s.m[key(e, len(r.Client))] = e
+			if !ok {
+				t.n.Add(1)
+			}
 		}
 		s.mu.Unlock()
-		t.seq = max(t.seq, r.Seq)
 	}
 	t.seq = max(t.seq, seq)
+	for err, n := range dropped {
+		t.log.Warn("recovered locations dropped", "reason", err.Error(), "records", n)
+	}
 }
 
 // recordLocked is record with t.mu already held.
@@ -238,9 +272,13 @@ func (t *Table) recordLocked(e entry, clientLen int) Record {
 		Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.froms[e.from]}
 }
 
-// NewTable returns an empty table.
-func NewTable() *Table {
-	t := &Table{seed: maphash.MakeSeed(), fromN: 1, fromI: map[string]uint8{}}
+// NewTable returns an empty table. Without options it bounds nothing.
+func NewTable(opts ...Option) *Table {
+	t := &Table{seed: maphash.MakeSeed(), fromN: 1, fromI: map[string]uint8{}, now: time.Now,
+		log: slog.New(slog.DiscardHandler), lastWarn: map[error]time.Time{}}
+	for _, o := range opts {
+		o(t)
+	}
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]entry)
 	}
@@ -257,7 +295,7 @@ func (t *Table) Get(client string) (Record, bool) {
 	s.mu.RLock()
 	e, ok := s.m[client]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || t.lim.TTL > 0 && t.bounds().expired(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
@@ -269,7 +307,7 @@ func (t *Table) GetBytes(client []byte) (Record, bool) {
 	s.mu.RLock()
 	e, ok := s.m[string(client)]
 	s.mu.RUnlock()
-	if !ok {
+	if !ok || t.lim.TTL > 0 && t.bounds().expired(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
@@ -277,63 +315,79 @@ func (t *Table) GetBytes(client []byte) (Record, bool) {
 
 // ApplyLocal offers a record made from an IAMAT this server received. It is
 // stored only if it is strictly newer than the stored one. ApplyLocal returns
-// the record now stored and whether it changed.
-func (t *Table) ApplyLocal(r Record) (Record, bool) {
+// the record now stored and whether it changed; a record the table's
+// limits refuse is not stored, and err says why (ErrFuture, ErrFull or
+// ErrExpired): the client is to be answered "? <line>".
+func (t *Table) ApplyLocal(r Record) (stored Record, changed bool, err error) {
 	return t.apply(r, "", true)
 }
 
 // Apply offers a record that came from the neighbour named from; it is
-// stored if it wins under the merge rule. Apply returns the record now
+// stored if it wins under the merge rule and the table's limits allow it
+// (a refused record is dropped and counted). Apply returns the record now
 // stored and whether it changed.
 func (t *Table) Apply(r Record, from string) (Record, bool) {
-	return t.apply(r, from, false)
+	stored, changed, _ := t.apply(r, from, false)
+	return stored, changed
 }
 
-func (t *Table) apply(r Record, from string, local bool) (Record, bool) {
+func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
+	b := t.bounds()
+	if err := b.check(r.Time); err != nil {
+		t.refuse(err)
+		return Record{}, false, err
+	}
 	s := t.shard(r.Client)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s.mu.Lock()
-	if e, ok := s.m[r.Client]; ok {
+	e, known := s.m[r.Client]
+	if known {
 		old := t.recordLocked(e, len(r.Client))
 		if local && r.Time.Compare(old.Time) <= 0 || !local && !r.Wins(old) {
 			s.mu.Unlock()
-			return old, false
+			return old, false, nil
 		}
+	} else if t.lim.MaxClients > 0 && t.n.Load() >= int64(t.lim.MaxClients) {
+		s.mu.Unlock()
+		t.refuseLocked(ErrFull)
+		return Record{}, false, ErrFull
 	}
 	t.seq++
 	r.Seq, r.From = t.seq, from
-	e := toEntry(r, t.fromIndexLocked(from))
+	e = toEntry(r, t.fromIndexLocked(from))
 	s.m[key(e, len(r.Client))] = e
+	if !known {
+		t.n.Add(1)
+	}
 	s.mu.Unlock()
 	for _, h := range t.hooks {
 		h(r, from)
 	}
-	return r, true
+	return r, true, nil
 }
 
-// Len returns the number of clients known.
-func (t *Table) Len() int {
-	n := 0
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}
+// Len returns the number of clients held, expired ones that Expire has
+// not yet forgotten included.
+func (t *Table) Len() int { return int(t.n.Load()) }
 
 // Range calls f for every record until f returns false. It copies one shard
 // at a time and calls f without holding a lock, so f may block or call back
 // into t; records changed during Range may or may not be seen.
+//
+// Expired records are not seen, so a neighbour catching up is never sent
+// one.
 func (t *Table) Range(f func(Record) bool) {
+	b := t.bounds()
 	var buf []Record
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
 		buf = buf[:0]
 		for k, e := range s.m {
+			if t.lim.TTL > 0 && b.expired(e) {
+				continue
+			}
 			buf = append(buf, Record{Line: e.line, Client: k, Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.fromName(e.from)})
 		}
 		s.mu.RUnlock()

@@ -52,7 +52,7 @@ func TestMergeRule(t *testing.T) {
 			var got Record
 			var changed bool
 			if tt.local {
-				got, changed = tab.ApplyLocal(tt.r)
+				got, changed, _ = tab.ApplyLocal(tt.r)
 			} else {
 				got, changed = tab.Apply(tt.r, "")
 			}

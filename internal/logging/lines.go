@@ -9,11 +9,25 @@ import (
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// MaxLoggedLine is how much of a client line (or reply) a log record
+// holds; the rest is cut and the record says how many bytes were cut
+// ("truncated"). The client still gets its whole reply.
+const MaxLoggedLine = 1 << 10
+
 // ClientLine logs one client line in or out (msg "client input" or
 // "client output") as the same JSON record the slog handler would write,
 // without its per-record allocations: it is on the hot path of every
 // command.
+//
+// A client line is logged once: a "? <line>" reply is logged as "?" with
+// the length of the line it echoes ("echo"), since the line itself is in
+// the "client input" record. Lines longer than MaxLoggedLine are cut.
 func (f *File) ClientLine(msg, client string, line []byte) {
+	echo := -1
+	if msg == "client output" && len(line) >= 2 && line[0] == '?' && line[1] == ' ' {
+		echo, line = len(line)-2, line[:1]
+	}
+	line, cut := truncate(line)
 	bp := linePool.Get().(*[]byte)
 	b := (*bp)[:0]
 	b = append(b, `{"time":"`...)
@@ -30,12 +44,36 @@ func (f *File) ClientLine(msg, client string, line []byte) {
 		b = append(b, `,"line":`...)
 	}
 	b = appendJSONBytes(b, line)
+	if echo >= 0 {
+		b = append(b, `,"echo":`...)
+		b = strconv.AppendInt(b, int64(echo), 10)
+	}
+	if cut > 0 {
+		b = append(b, `,"truncated":`...)
+		b = strconv.AppendInt(b, int64(cut), 10)
+	}
 	b = append(b, "}\n"...)
 	f.w.Write(b)
 	if cap(b) <= 64<<10 {
 		*bp = b
 		linePool.Put(bp)
 	}
+}
+
+// truncate cuts line to at most MaxLoggedLine bytes, at a UTF-8 character
+// boundary, and returns how many bytes it cut.
+func truncate(line []byte) ([]byte, int) {
+	if len(line) <= MaxLoggedLine {
+		return line, 0
+	}
+	n := MaxLoggedLine
+	for i := n; i > n-utf8.UTFMax && i > 0; i-- {
+		if utf8.RuneStart(line[i]) {
+			n = i
+			break
+		}
+	}
+	return line[:n], len(line) - n
 }
 
 func appendJSONString(b []byte, s string) []byte {

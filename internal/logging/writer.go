@@ -1,5 +1,7 @@
 // Package logging gives each server its structured log: a log/slog JSON
-// handler over a file writer that never blocks the caller on disk I/O.
+// handler over a file writer that never blocks the caller on disk I/O. The
+// file is rotated by size (gopkg.in/natefinch/lumberjack.v2), keeping a
+// bounded number of old files.
 package logging
 
 import (
@@ -10,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // Writer buffers log records in memory and writes them to an underlying
@@ -35,6 +39,10 @@ const (
 	FlushEvery  = 100 * time.Millisecond
 	kickAt      = 256 << 10
 	MaxBuffered = 16 << 20
+	// chunkBytes bounds one write to the underlying writer, cut at a
+	// record boundary, so that a rotating file can start a new file
+	// between records and never refuses a write as larger than a file.
+	chunkBytes = 256 << 10
 )
 
 // NewWriter starts a Writer over out.
@@ -84,14 +92,50 @@ func (w *Writer) loop() {
 			buf = append(buf, []byte(itoa(dropped))...)
 			buf = append(buf, "}\n"...)
 		}
-		if len(buf) > 0 {
-			w.out.Write(buf) //nolint:errcheck // nowhere to report a failed log write
-		}
+		writeChunks(w.out, buf)
 		spare = buf
 		if closed {
 			return
 		}
 	}
+}
+
+// writeChunks writes buf, whole records at a time, in writes of at most
+// chunkBytes (or one record, if a record is longer).
+func writeChunks(out io.Writer, buf []byte) {
+	for len(buf) > 0 {
+		n := len(buf)
+		if n > chunkBytes {
+			n = chunkBytes
+			if i := lastNewline(buf[:n]); i >= 0 {
+				n = i + 1
+			} else if i := indexNewline(buf[n:]); i >= 0 {
+				n += i + 1
+			} else {
+				n = len(buf)
+			}
+		}
+		out.Write(buf[:n]) //nolint:errcheck // nowhere to report a failed log write
+		buf = buf[n:]
+	}
+}
+
+func lastNewline(b []byte) int {
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+func indexNewline(b []byte) int {
+	for i, c := range b {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
 }
 
 func itoa(n int64) string {
@@ -127,27 +171,54 @@ func (w *Writer) Close() error {
 }
 
 // File is an open server log: a slog.Logger writing JSON records to
-// <dir>/<name>.log through a Writer.
+// <dir>/<name>.log through a Writer, rotated by size.
 type File struct {
 	Logger *slog.Logger
 	name   string
 	w      *Writer
-	f      *os.File
+	f      *lumberjack.Logger
 }
 
+// Rotation says when a log file is rotated and how many old files are kept.
+type Rotation struct {
+	MaxMB int // a file is rotated before it would grow past this many MiB; 0: DefaultMaxMB
+	Keep  int // old files kept (<name>-<time>.log); 0: DefaultKeep
+}
+
+// Defaults of Rotation (config keys log_max_mb and log_keep).
+const (
+	DefaultMaxMB = 100
+	DefaultKeep  = 5
+)
+
 // OpenFile opens (appending) the log file of server name in dir, creating
-// dir if needed. The logger carries the attribute server=name.
-func OpenFile(dir, name string) (*File, error) {
+// dir if needed, rotated as r says. The logger carries the attribute
+// server=name.
+//
+// The rotating file keeps one goroutine of its own, which removes old
+// files after a rotation; it lives as long as the process.
+func OpenFile(dir, name string, r Rotation) (*File, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path := filepath.Join(dir, name+".log")
+	// Open it once here, so that an unwritable directory is an error at
+	// start rather than lost records later.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	w := NewWriter(f)
+	f.Close()
+	if r.MaxMB <= 0 {
+		r.MaxMB = DefaultMaxMB
+	}
+	if r.Keep <= 0 {
+		r.Keep = DefaultKeep
+	}
+	lj := &lumberjack.Logger{Filename: path, MaxSize: r.MaxMB, MaxBackups: r.Keep}
+	w := NewWriter(lj)
 	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("server", name)
-	return &File{Logger: l, name: name, w: w, f: f}, nil
+	return &File{Logger: l, name: name, w: w, f: lj}, nil
 }
 
 // Close flushes and closes the log file.

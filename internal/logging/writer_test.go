@@ -67,7 +67,7 @@ func TestWriterNeverBlocks(t *testing.T) {
 // handler writes, key for key.
 func TestClientLineMatchesSlog(t *testing.T) {
 	dir := t.TempDir()
-	f, err := OpenFile(dir, "Goloman")
+	f, err := OpenFile(dir, "Goloman", Rotation{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,7 @@ const (
 	StatusUnknownError   = "UNKNOWN_ERROR"
 	StatusInvalidRequest = "INVALID_REQUEST"
 	StatusRequestDenied  = "REQUEST_DENIED"
+	StatusOverQueryLimit = "OVER_QUERY_LIMIT"
 )
 
 // ErrorResponse is the answer sent to a client when the provider failed:

@@ -1,7 +1,9 @@
 // Package cache puts a places.Finder in front of another one to protect the
 // upstream provider (Google charges per call): answers are kept for a while,
 // identical concurrent lookups share one upstream call, and upstream calls are
-// rate limited.
+// rate limited: a lookup over the limit is answered at once with status
+// OVER_QUERY_LIMIT, never queued. What the cache holds is bounded in
+// entries and in bytes.
 //
 // A cached answer is keyed by the exact (Lat, Lng, RadiusM) of the query. The
 // upstream is always asked for places.MaxBound results, so one answer serves
@@ -29,12 +31,13 @@ import (
 const (
 	DefaultTTL             = 5 * time.Minute
 	DefaultMaxEntries      = 10000
+	DefaultMaxBytes        = 64 << 20
 	DefaultUpstreamTimeout = 10 * time.Second
 )
 
-// ErrRateLimited is wrapped by the error Nearby returns when no upstream
-// call could be made because the rate limiter would not grant one in time.
-var ErrRateLimited = errors.New("places cache: upstream rate limit")
+// RateLimitedMessage is the error_message of the OVER_QUERY_LIMIT answer
+// given when the upstream rate limit allows no call now.
+const RateLimitedMessage = "herd's places rate limit (places.rate_limit) is reached: try again later"
 
 // Options configures a Cache. The zero value is usable: every zero field
 // takes its default.
@@ -49,6 +52,12 @@ type Options struct {
 	// value stores nothing, like a negative TTL.
 	MaxEntries int
 
+	// MaxBytes bounds the bytes of the answers held (their JSON, plus a
+	// fixed overhead per entry); the least recently used ones are evicted
+	// to make room, and an answer larger than MaxBytes is not stored.
+	// Zero means DefaultMaxBytes; a negative value stores nothing.
+	MaxBytes int64
+
 	// Rate is the most upstream calls per second, on average. Zero,
 	// negative or +Inf means unlimited.
 	Rate float64
@@ -57,8 +66,7 @@ type Options struct {
 	// It is ignored when Rate is unlimited; zero or negative means 1.
 	Burst int
 
-	// UpstreamTimeout bounds one shared upstream lookup, the wait for a rate
-	// token included. Zero means DefaultUpstreamTimeout; a negative value
+	// UpstreamTimeout bounds one shared upstream lookup. Zero means DefaultUpstreamTimeout; a negative value
 	// adds no timeout (the upstream Finder's own must then suffice).
 	UpstreamTimeout time.Duration
 
@@ -97,15 +105,18 @@ func New(next places.Finder, opts Options) *Cache {
 	if c.timeout == 0 {
 		c.timeout = DefaultUpstreamTimeout
 	}
-	ttl, maxEntries := opts.TTL, opts.MaxEntries
+	ttl, maxEntries, maxBytes := opts.TTL, opts.MaxEntries, opts.MaxBytes
 	if ttl == 0 {
 		ttl = DefaultTTL
 	}
 	if maxEntries == 0 {
 		maxEntries = DefaultMaxEntries
 	}
-	if ttl > 0 && maxEntries > 0 {
-		c.store = newStore(ttl, maxEntries)
+	if maxBytes == 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	if ttl > 0 && maxEntries > 0 && maxBytes > 0 {
+		c.store = newStore(ttl, maxEntries, maxBytes)
 	}
 	if opts.Rate > 0 && !math.IsInf(opts.Rate, 1) {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.Rate), max(opts.Burst, 1))
@@ -124,11 +135,11 @@ func New(next places.Finder, opts Options) *Cache {
 // by Options.UpstreamTimeout, so that one caller giving up does not fail the
 // others, and its answer is still stored for later lookups.
 //
-// With a rate limit, a call waits for its token, but not past the deadline of
-// the caller that started it: when no token can come in time it fails at
-// once, for every caller sharing it, with an error wrapping ErrRateLimited.
-// Cache hits never wait. The returned Response is shared and must not be
-// modified.
+// With a rate limit, a lookup that would need an upstream call when the
+// limiter has no token is answered at once, for every caller sharing it,
+// with status OVER_QUERY_LIMIT and RateLimitedMessage (not stored): a
+// client is never kept waiting for a token. Cache hits need no token. The
+// returned Response is shared and must not be modified.
 func (c *Cache) Nearby(ctx context.Context, q places.Query) (*places.Response, error) {
 	k := keyOf(q)
 	if resp, ok := c.lookup(k); ok {
@@ -182,9 +193,9 @@ func (c *Cache) fetch(leader context.Context, k key) (*places.Response, error) {
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	if err := c.wait(ctx, leader); err != nil {
+	if c.limiter != nil && !c.limiter.Allow() {
 		c.stats.rateLimited.Add(1)
-		return nil, err
+		return rateLimited, nil
 	}
 
 	c.stats.upstreamCalls.Add(1)
@@ -211,25 +222,8 @@ func (c *Cache) fetch(leader context.Context, k key) (*places.Response, error) {
 	return resp, nil
 }
 
-// wait takes an upstream rate token. The wait is bounded by the flight's ctx
-// and also by leader's deadline, if it has one: when no token can come before
-// the caller gives up, the lookup fails at once instead of queueing an
-// upstream call that nobody may be waiting for. leader's cancellation is
-// ignored, like in the rest of the flight.
-func (c *Cache) wait(ctx, leader context.Context) error {
-	if c.limiter == nil {
-		return nil
-	}
-	if d, ok := leader.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
-	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		return fmt.Errorf("%w: %v", ErrRateLimited, err)
-	}
-	return nil
-}
+// rateLimited is the answer over the rate limit; shared, never modified.
+var rateLimited = places.ErrorResponse(places.StatusOverQueryLimit, RateLimitedMessage)
 
 // clone returns a deep copy of r, so that what the cache stores cannot be
 // changed by the upstream Finder keeping and reusing its own value.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,7 +135,7 @@ func TestConcurrentIdenticalLookupsShareOneCall(t *testing.T) {
 		mustNearby(t, c, ucla)
 		checkCalls(t, f, 1)
 		want := cache.Stats{Hits: 1, Misses: n, Shared: n - 1, UpstreamCalls: 1, Entries: 1}
-		if s := c.Stats(); s != want {
+		if s := statsWithoutBytes(c); s != want {
 			t.Fatalf("Stats = %+v, want %+v", s, want)
 		}
 	})
@@ -190,7 +191,7 @@ func TestTTL(t *testing.T) {
 			mustNearby(t, c, ucla)
 			checkCalls(t, f, 2)
 			want := cache.Stats{Hits: 1, Misses: 2, UpstreamCalls: 2, Expired: 1, Entries: 1}
-			if s := c.Stats(); s != want {
+			if s := statsWithoutBytes(c); s != want {
 				t.Fatalf("Stats = %+v, want %+v", s, want)
 			}
 		})
@@ -273,7 +274,7 @@ func TestOnlySuccessesAreCached(t *testing.T) {
 	mustNearby(t, c, ucla)
 	checkCalls(t, f, 2)
 	want := cache.Stats{Hits: 1, Misses: 2, UpstreamCalls: 2, UpstreamErrors: 1, Entries: 1}
-	if s := c.Stats(); s != want {
+	if s := statsWithoutBytes(c); s != want {
 		t.Fatalf("Stats = %+v, want %+v", s, want)
 	}
 }
@@ -293,63 +294,87 @@ func TestEvictsLeastRecentlyUsed(t *testing.T) {
 	mustNearby(t, c, at(1))
 	checkCalls(t, f, 4)
 	want := cache.Stats{Hits: 3, Misses: 4, UpstreamCalls: 4, Evictions: 2, Entries: 2}
-	if s := c.Stats(); s != want {
+	if s := statsWithoutBytes(c); s != want {
 		t.Fatalf("Stats = %+v, want %+v", s, want)
 	}
 }
 
+// TestRateLimit: over the limit a lookup is answered at once with
+// OVER_QUERY_LIMIT, for every caller sharing it, without an upstream call,
+// and nothing is stored; cache hits need no token.
 func TestRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := answering(1)
 		c := cache.New(f, cache.Options{Rate: 1, Burst: 1})
 		start := time.Now()
-		lookup := func(q places.Query, timeout time.Duration) error {
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		lookup := func(q places.Query) string {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := c.Nearby(ctx, q)
-			return err
+			resp, err := c.Nearby(ctx, q)
+			if err != nil {
+				t.Fatalf("lookup: %v", err)
+			}
+			if d := time.Since(start); d != 0 {
+				t.Fatalf("lookup took %v, want an answer at once", d)
+			}
+			return resp.Status
 		}
-
-		if err := lookup(at(0), time.Second/2); err != nil {
-			t.Fatalf("first lookup: %v", err)
+		if st := lookup(at(0)); st != places.StatusOK {
+			t.Fatalf("first lookup: %s", st)
 		}
-		if d := time.Since(start); d != 0 {
-			t.Fatalf("first lookup took %v, want no wait (burst 1)", d)
+		for range 3 {
+			if st := lookup(at(1)); st != places.StatusOverQueryLimit {
+				t.Fatalf("lookup over the limit: %s, want OVER_QUERY_LIMIT", st)
+			}
 		}
-
-		if err := lookup(at(1), 5*time.Second); err != nil {
-			t.Fatalf("second lookup: %v", err)
+		if st := lookup(at(0)); st != places.StatusOK { // a hit needs no token
+			t.Fatalf("hit: %s", st)
 		}
-		if d := time.Since(start); d != time.Second {
-			t.Fatalf("second lookup ended after %v, want 1s (one token per second)", d)
-		}
-
-		// The next token comes at 2s: a caller with 0.5s left fails at once.
-		err := lookup(at(2), time.Second/2)
-		if !errors.Is(err, cache.ErrRateLimited) {
-			t.Fatalf("impatient lookup: err = %v, want %v", err, cache.ErrRateLimited)
-		}
-		if d := time.Since(start); d != time.Second {
-			t.Fatalf("impatient lookup ended after %v, want at once (1s)", d)
+		checkCalls(t, f, 1)
+		time.Sleep(time.Second) // the next token (synctest's fake clock)
+		start = time.Now()
+		if st := lookup(at(1)); st != places.StatusOK {
+			t.Fatalf("lookup after a second: %s", st)
 		}
 		checkCalls(t, f, 2)
-
-		// The failed wait took no token.
-		if err := lookup(at(2), 5*time.Second); err != nil {
-			t.Fatalf("patient lookup: %v", err)
-		}
-		if d := time.Since(start); d != 2*time.Second {
-			t.Fatalf("patient lookup ended after %v, want 2s", d)
-		}
-		// Hits need no token.
-		if err := lookup(at(0), time.Nanosecond); err != nil {
-			t.Fatalf("hit: %v", err)
-		}
-		checkCalls(t, f, 3)
-		if s := c.Stats(); s.RateLimited != 1 || s.UpstreamCalls != 3 {
-			t.Fatalf("Stats = %+v, want 1 rate limited, 3 upstream calls", s)
+		if s := c.Stats(); s.RateLimited != 3 || s.UpstreamCalls != 2 || s.Entries != 2 {
+			t.Fatalf("Stats = %+v, want 3 rate limited, 2 upstream calls, 2 entries", s)
 		}
 	})
+}
+
+// TestMaxBytes: the answers held stay within MaxBytes, the least recently
+// used evicted first, and an answer larger than the bound is not stored.
+func TestMaxBytes(t *testing.T) {
+	big := func(n int) *fakeFinder {
+		res, _ := json.Marshal(map[string]string{"name": strings.Repeat("p", n)})
+		return &fakeFinder{nearby: func(context.Context, places.Query) (*places.Response, error) {
+			return &places.Response{Status: places.StatusOK, Results: []json.RawMessage{res}}, nil
+		}}
+	}
+	f := big(1000)
+	c := cache.New(f, cache.Options{MaxBytes: 3500})
+	for i := range 10 {
+		mustNearby(t, c, at(i))
+		if s := c.Stats(); s.Bytes > 3500 || s.Entries > 3 {
+			t.Fatalf("after %d lookups: %+v", i+1, s)
+		}
+	}
+	if s := c.Stats(); s.Entries != 2 || s.Evictions != 8 {
+		t.Fatalf("Stats = %+v, want 2 entries of ~1.3 KB held, 8 evicted", s)
+	}
+	mustNearby(t, c, at(9)) // the most recent one is still held
+	checkCalls(t, f, 10)
+
+	huge := big(5000)
+	c = cache.New(huge, cache.Options{MaxBytes: 3500})
+	mustNearby(t, c, at(0))
+	mustNearby(t, c, at(0))
+	checkCalls(t, huge, 2)
+	if s := c.Stats(); s.Entries != 0 || s.Bytes != 0 {
+		t.Fatalf("an answer over MaxBytes was stored: %+v", s)
+	}
 }
 
 func TestCancelledCallerLeavesSharedCallRunning(t *testing.T) {
@@ -516,4 +541,12 @@ func BenchmarkCacheHit(b *testing.B) {
 			}
 		}
 	})
+}
+
+// statsWithoutBytes is c's Stats with Bytes zeroed, for tests that compare
+// counts and let TestMaxBytes check the bytes.
+func statsWithoutBytes(c *cache.Cache) cache.Stats {
+	s := c.Stats()
+	s.Bytes = 0
+	return s
 }

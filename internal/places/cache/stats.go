@@ -23,16 +23,18 @@ type Stats struct {
 	// ZERO_RESULTS (OVER_QUERY_LIMIT, REQUEST_DENIED, ...); they are
 	// returned but not stored.
 	UpstreamNotOK uint64
-	// RateLimited counts upstream lookups that failed because the rate
-	// limiter would not grant a call in time.
+	// RateLimited counts upstream lookups answered OVER_QUERY_LIMIT at
+	// once because the rate limiter had no token.
 	RateLimited uint64
-	// Evictions counts fresh answers removed to stay within MaxEntries.
+	// Evictions counts fresh answers removed to stay within MaxEntries or
+	// MaxBytes.
 	Evictions uint64
 	// Expired counts answers dropped because their TTL had passed.
 	Expired uint64
 	// Entries is the number of answers held now, including expired ones
-	// not dropped yet.
+	// not dropped yet, and Bytes what they count against MaxBytes.
 	Entries int
+	Bytes   int64
 }
 
 // counters are the live values behind Stats.
@@ -66,7 +68,7 @@ func (c *Cache) Stats() Stats {
 		Expired:        c.stats.expired.Load(),
 	}
 	if c.store != nil {
-		s.Entries = c.store.len()
+		s.Entries, s.Bytes = c.store.len()
 	}
 	return s
 }

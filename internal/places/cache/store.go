@@ -43,25 +43,49 @@ func (k key) String() string {
 type entry struct {
 	key     key
 	resp    *places.Response
+	size    int64     // sizeOf(resp); immutable
 	expires time.Time // the entry is fresh while now is before expires
 }
 
-// store is a size-bounded LRU map of answers with a fixed time to live.
-// Expired entries are dropped lazily, when a lookup finds them or when they
-// reach the least recently used end while making room.
+// entryOverhead approximates what an entry costs besides its answer's
+// bytes: the entry, its list element, its map slot and the Response.
+const entryOverhead = 256
+
+// sizeOf is what an answer counts against the byte bound.
+func sizeOf(r *places.Response) int64 {
+	n := int64(entryOverhead + len(r.Status) + len(r.ErrorMessage) + len(r.NextPageToken))
+	for _, v := range r.HTMLAttributions {
+		n += int64(len(v)) + 24
+	}
+	for _, v := range r.Results {
+		n += int64(len(v)) + 24
+	}
+	for k, v := range r.Extra {
+		n += int64(len(k)+len(v)) + 48
+	}
+	return n
+}
+
+// store is a size-bounded LRU map of answers with a fixed time to live,
+// bounded both in entries and in bytes. Expired entries are dropped lazily,
+// when a lookup finds them or when they reach the least recently used end
+// while making room.
 type store struct {
 	ttl        time.Duration // > 0; immutable
 	maxEntries int           // > 0; immutable
+	maxBytes   int64         // > 0; immutable
 
 	mu    sync.Mutex
 	items map[key]*list.Element // guarded by mu; values are *entry
 	lru   *list.List            // guarded by mu; front is the most recently used
+	bytes int64                 // guarded by mu: sum of the entries' sizes
 }
 
-func newStore(ttl time.Duration, maxEntries int) *store {
+func newStore(ttl time.Duration, maxEntries int, maxBytes int64) *store {
 	return &store{
 		ttl:        ttl,
 		maxEntries: maxEntries,
+		maxBytes:   maxBytes,
 		items:      make(map[key]*list.Element),
 		lru:        list.New(),
 	}
@@ -86,10 +110,11 @@ func (s *store) get(k key, now time.Time) (resp *places.Response, expired bool) 
 }
 
 // put stores resp for k, replacing any older answer, and returns how many
-// entries it evicted to stay within maxEntries and how many of those had
-// already expired.
+// entries it evicted to stay within maxEntries and maxBytes and how many of
+// those had already expired. An answer larger than maxBytes is not stored.
 func (s *store) put(k key, resp *places.Response, now time.Time) (evicted, expired int) {
-	if !k.storable() {
+	size := sizeOf(resp)
+	if !k.storable() || size > s.maxBytes {
 		return 0, 0
 	}
 	s.mu.Lock()
@@ -98,13 +123,11 @@ func (s *store) put(k key, resp *places.Response, now time.Time) (evicted, expir
 	if el, ok := s.items[k]; ok {
 		// Two flights for one key can both finish (the second started just
 		// after the first left singleflight); the later answer wins.
-		e := el.Value.(*entry)
-		e.resp, e.expires = resp, exp
-		s.lru.MoveToFront(el)
-		return 0, 0
+		s.removeLocked(el)
 	}
-	s.items[k] = s.lru.PushFront(&entry{key: k, resp: resp, expires: exp})
-	for s.lru.Len() > s.maxEntries {
+	s.items[k] = s.lru.PushFront(&entry{key: k, resp: resp, size: size, expires: exp})
+	s.bytes += size
+	for s.lru.Len() > s.maxEntries || s.bytes > s.maxBytes {
 		el := s.lru.Back()
 		if !now.Before(el.Value.(*entry).expires) {
 			expired++
@@ -116,14 +139,17 @@ func (s *store) put(k key, resp *places.Response, now time.Time) (evicted, expir
 	return evicted, expired
 }
 
-// len returns the number of entries held, expired ones included.
-func (s *store) len() int {
+// len returns the number of entries held, expired ones included, and
+// their bytes.
+func (s *store) len() (int, int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.lru.Len()
+	return s.lru.Len(), s.bytes
 }
 
 func (s *store) removeLocked(el *list.Element) {
 	s.lru.Remove(el)
-	delete(s.items, el.Value.(*entry).key)
+	e := el.Value.(*entry)
+	delete(s.items, e.key)
+	s.bytes -= e.size
 }

@@ -36,6 +36,8 @@ type Options struct {
 	// answers REQUEST_DENIED without a network call.
 	Key string
 	// Client sends the requests; nil means a client of its own with Timeout.
+	// Either way, redirects are followed only to the endpoint's own scheme
+	// and host (see sameHostRedirects), so the key never goes elsewhere.
 	Client *http.Client
 	// Timeout bounds each lookup, on top of the caller's context; zero means
 	// DefaultTimeout.
@@ -65,7 +67,32 @@ func newClient(opts Options, defaultEndpoint string) client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: c.timeout}
 	}
+	hc := *c.http // a copy: the caller's client is left as it was
+	hc.CheckRedirect = sameHostRedirects(hc.CheckRedirect)
+	c.http = &hc
 	return c
+}
+
+// sameHostRedirects returns a redirect policy that refuses any redirect
+// leaving the first request's scheme and host — the key travels in the
+// query (legacy) or a header (Places API (New)), and net/http forwards
+// custom headers to other hosts — and otherwise applies next (nil: net/http's
+// default of at most 10 redirects).
+func sameHostRedirects(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		first := via[0].URL
+		if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+			return fmt.Errorf("redirect from %s://%s to %s://%s refused: the places key goes only to the configured endpoint",
+				first.Scheme, first.Host, req.URL.Scheme, req.URL.Host)
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
 }
 
 // noKey is the answer when no key is configured.
