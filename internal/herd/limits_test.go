@@ -1,0 +1,248 @@
+package herd
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"herd/internal/config"
+	"herd/internal/places"
+	"herd/internal/protocol"
+)
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startSplit runs the default herd as two herds in this process: Goloman
+// with the [locations] of loose, every other server with those of strict.
+// Goloman thus floods records that its neighbours' limits refuse, as a
+// server with other settings (or an older version) would.
+func startSplit(t *testing.T, loose, strict config.LocationsConfig) (golo *Herd, rest *Herd) {
+	t.Helper()
+	base := defaultConfig(t)
+	for i := range base.Servers {
+		base.Servers[i].Addr = freeAddr(t)
+		base.Servers[i].Metrics = ""
+	}
+	start := func(lc config.LocationsConfig, names ...string) *Herd {
+		cfg := *base
+		cfg.Locations = lc
+		h, err := Start(Options{Config: &cfg, Names: names, NewFinder: func(string) places.Finder { return &fakeFinder{} }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			h.Close(ctx)
+		})
+		return h
+	}
+	golo = start(loose, "Goloman")
+	rest = start(strict, "Hands", "Holiday", "Welsh", "Wilkes")
+	waitFor(t, 10*time.Second, "links up across both herds", func() bool {
+		for _, h := range []*Herd{golo, rest} {
+			for _, m := range h.Members() {
+				for _, l := range m.Peers.Links() {
+					if !l.Up {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+	return golo, rest
+}
+
+// TestFutureTimeRefused: an IAMAT timed beyond max_clock_skew is answered
+// "? ", and a neighbour's record timed beyond it is dropped and counted, so
+// the client's real reports still win everywhere.
+func TestFutureTimeRefused(t *testing.T) {
+	skew := config.LocationsConfig{MaxClockSkew: config.Duration{D: time.Hour}}
+	golo, rest := startSplit(t, config.LocationsConfig{}, skew)
+	const future = "IAMAT kiwi +34.068930-118.445127 9223372036854775807.999999999"
+	if got := ask(t, rest.Member("Hands").ClientAddr, future); got != "? "+future+"\n" {
+		t.Fatalf("far-future IAMAT answered %q", got)
+	}
+	// Goloman has no bound: it stores the record and floods it.
+	if got := ask(t, golo.Member("Goloman").ClientAddr, future); !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("Goloman without a bound answered %q", got)
+	}
+	for _, name := range []string{"Hands", "Holiday", "Wilkes"} {
+		m := rest.Member(name)
+		waitFor(t, 5*time.Second, name+" to drop the far-future record", func() bool { return m.Table.Stats().RejectedFuture > 0 })
+	}
+	hands := rest.Member("Hands")
+	if hands.Table.Stats().RejectedFuture < 2 { // the client's line and at least Goloman's record
+		t.Fatalf("Hands counted %+v", hands.Table.Stats())
+	}
+	now := time.Now().Unix()
+	real := fmt.Sprintf("IAMAT kiwi +1+1 %d.5", now)
+	got := ask(t, hands.ClientAddr, real)
+	if !strings.HasPrefix(got, "AT Hands ") {
+		t.Fatalf("the real report answered %q", got)
+	}
+	welsh := rest.Member("Welsh")
+	waitFor(t, 5*time.Second, "the real report to reach Welsh", func() bool { return known(welsh, "kiwi")+"\n" == got })
+	// Just within the bound is fine.
+	soon := fmt.Sprintf("IAMAT kiwi +1+1 %d", now+3500)
+	if got := ask(t, hands.ClientAddr, soon); !strings.HasPrefix(got, "AT Hands ") {
+		t.Fatalf("a time within max_clock_skew answered %q", got)
+	}
+}
+
+// TestFullTable: at max_clients a new client's IAMAT is answered "? ",
+// known clients still update, and a neighbour's records for new clients
+// are dropped and counted.
+func TestFullTable(t *testing.T) {
+	full := config.LocationsConfig{MaxClients: 2}
+	golo, rest := startSplit(t, config.LocationsConfig{}, full)
+	hands, welsh := rest.Member("Hands"), rest.Member("Welsh")
+	for _, id := range []string{"a", "b"} {
+		if got := ask(t, hands.ClientAddr, "IAMAT "+id+" +1+1 1"); !strings.HasPrefix(got, "AT Hands ") {
+			t.Fatalf("IAMAT %s answered %q", id, got)
+		}
+	}
+	waitFor(t, 5*time.Second, "a and b at Welsh", func() bool { return welsh.Table.Len() == 2 })
+	if got := ask(t, hands.ClientAddr, "IAMAT c +1+1 1"); got != "? IAMAT c +1+1 1\n" {
+		t.Fatalf("a new client in a full table got %q", got)
+	}
+	if got := ask(t, hands.ClientAddr, "IAMAT a +2+2 2"); !strings.HasPrefix(got, "AT Hands ") {
+		t.Fatalf("a known client's update in a full table got %q", got)
+	}
+	waitFor(t, 5*time.Second, "a's update at Welsh", func() bool { return strings.HasSuffix(known(welsh, "a"), " 2") })
+	// Goloman has room: its record for d is dropped by the others.
+	if got := ask(t, golo.Member("Goloman").ClientAddr, "IAMAT d +1+1 1"); !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("Goloman answered %q", got)
+	}
+	for _, name := range []string{"Hands", "Holiday", "Wilkes"} {
+		m := rest.Member(name)
+		waitFor(t, 5*time.Second, name+" to drop d", func() bool { return m.Table.Stats().RejectedFull > 0 })
+		if m.Table.Len() != 2 || known(m, "d") != "" {
+			t.Fatalf("%s holds %d clients, d=%q", name, m.Table.Len(), known(m, "d"))
+		}
+	}
+}
+
+// TestTTLConverges: with a ttl, every server forgets a location once its
+// client time is older than now − ttl, whether it got it from a client or
+// a neighbour; a neighbour's record already that old is refused.
+func TestTTLConverges(t *testing.T) {
+	const ttl = 3 * time.Second
+	lc := config.LocationsConfig{TTL: config.Duration{D: ttl}}
+	golo, rest := startSplit(t, lc, lc)
+	goloman, welsh := golo.Member("Goloman"), rest.Member("Welsh")
+	// Timed so that it expires about a second from now, by client time.
+	born := time.Now().Add(-ttl + time.Second)
+	line := fmt.Sprintf("IAMAT fleeting +1+1 %d.%09d", born.Unix(), born.Nanosecond())
+	got := ask(t, goloman.ClientAddr, line)
+	if !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("IAMAT answered %q", got)
+	}
+	waitFor(t, 5*time.Second, "the location at Welsh", func() bool { return known(welsh, "fleeting")+"\n" == got })
+	for _, c := range []struct {
+		h    *Herd
+		name string
+	}{{golo, "Goloman"}, {rest, "Welsh"}, {rest, "Hands"}} {
+		m := c.h.Member(c.name)
+		waitFor(t, 10*time.Second, c.name+" to forget the location", func() bool {
+			return m.Table.Len() == 0 && m.Table.Stats().Expired == 1
+		})
+		if got := ask(t, m.ClientAddr, "WHATSAT fleeting 10 5"); got != "? WHATSAT fleeting 10 5\n" {
+			t.Fatalf("%s: WHATSAT for an expired client answered %q", c.name, got)
+		}
+	}
+	// Already older than the ttl: refused from a client, and not stored by
+	// anyone.
+	old := fmt.Sprintf("IAMAT stale +1+1 %d", time.Now().Add(-2*ttl).Unix())
+	if got := ask(t, goloman.ClientAddr, old); got != "? "+old+"\n" {
+		t.Fatalf("an expired IAMAT answered %q", got)
+	}
+	if goloman.Table.Stats().RejectedExpired != 1 {
+		t.Fatalf("Goloman counted %+v", goloman.Table.Stats())
+	}
+}
+
+// TestExpiredPeerRecordRefused: a server with a ttl refuses a neighbour's
+// record that is already older than it.
+func TestExpiredPeerRecordRefused(t *testing.T) {
+	golo, rest := startSplit(t, config.LocationsConfig{}, config.LocationsConfig{TTL: config.Duration{D: time.Hour}})
+	if got := ask(t, golo.Member("Goloman").ClientAddr, "IAMAT ancient +1+1 1"); !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("Goloman answered %q", got)
+	}
+	hands := rest.Member("Hands")
+	waitFor(t, 5*time.Second, "Hands to refuse the record", func() bool { return hands.Table.Stats().RejectedExpired > 0 })
+	if known(hands, "ancient") != "" {
+		t.Fatal("Hands stored an expired record")
+	}
+}
+
+// TestLargestIAMATCrossesHerd: the longest IAMAT a server accepts, at the
+// server with the longest name and with the longest time difference,
+// reaches the farthest server without any link dropping.
+func TestLargestIAMATCrossesHerd(t *testing.T) {
+	cfg := defaultConfig(t)
+	long := strings.Repeat("H", protocol.MaxServerName)
+	rename := func(s string) string {
+		if s == "Hands" {
+			return long
+		}
+		return s
+	}
+	for i := range cfg.Servers {
+		cfg.Servers[i].Name = rename(cfg.Servers[i].Name)
+		for j, n := range cfg.Servers[i].Neighbors {
+			cfg.Servers[i].Neighbors[j] = rename(n)
+		}
+	}
+	cfg.Client.MaxLineBytes = protocol.MaxClientLineBytes
+	cfg.Locations.MaxClockSkew.D = 0 // no bound: the largest time, the longest difference
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := startHerd(t, cfg, nil)
+	reconnects := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, m := range h.Members() {
+			for _, l := range m.Peers.Links() {
+				out[m.Name+"-"+l.Peer] = l.Reconnects
+			}
+		}
+		return out
+	}
+	before := reconnects()
+	id := strings.Repeat("k", protocol.MaxClientID)
+	head, tail := "IAMAT "+id+" +1.", "+1 9223372036854775807.999999999"
+	line := head + strings.Repeat("5", protocol.MaxClientLineBytes-1-len(head)-len(tail)) + tail
+	if len(line)+1 != protocol.MaxClientLineBytes {
+		t.Fatalf("line of %d bytes", len(line)+1)
+	}
+	c := dial(t, h.Member(long).ClientAddr)
+	c.send(line + "\n")
+	got := c.line()
+	if !strings.HasPrefix(got, "AT "+long+" -") {
+		t.Fatalf("answered %.100q", got)
+	}
+	t.Logf("AT line of %d bytes (MaxRecordBytes %d)", len(got)-1, protocol.MaxRecordBytes)
+	welsh := h.Member("Welsh")
+	waitFor(t, 10*time.Second, "the update at Welsh", func() bool { return known(welsh, id)+"\n" == got })
+	// A second update crosses too: the links are still usable.
+	c.send(strings.Replace(line, "+1.5", "+1.6", 1) + "\n")
+	got = c.line()
+	waitFor(t, 10*time.Second, "the second update at Welsh", func() bool { return known(welsh, id)+"\n" == got })
+	if after := reconnects(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("links reconnected: before %v, after %v", before, after)
+	}
+}
