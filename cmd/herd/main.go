@@ -46,6 +46,7 @@ var commands = []command{
 	{"bench", "load a herd and measure throughput and latency", runBench},
 	{"certs", "make the CA, keys and certificates for TLS between servers", runCerts},
 	{"secret", "print a new random peer secret", runSecret},
+	{"store", "check or repair a server's data directory", runStore},
 	{"version", "print the version", runVersion},
 	{"help", "show help for herd or a subcommand", nil},
 }
