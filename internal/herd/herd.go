@@ -43,6 +43,9 @@ type Options struct {
 	MetricsToken string
 	// Listen, if set, replaces net.Listen for every listener (tests).
 	Listen func(network, addr string) (net.Listener, error)
+	// StoreOptions, if set, adjusts the store options of each member with
+	// a data directory before it opens (tests inject disk faults).
+	StoreOptions func(server string, o *store.Options)
 	// Progress receives human-readable events (links up/down, listening);
 	// nil: discarded.
 	Progress *slog.Logger
@@ -230,8 +233,11 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 	m.Server = server.New(server.Options{
 		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
-		AcceptPeersOnClientPort: pln == nil, TLS: clientTLS,
+		AcceptPeersOnClientPort: pln == nil, TLS: clientTLS, ShareFDs: h.inProcess(),
 	})
+	if n := m.Server.MaxConns(); n < h.cfg.Client.MaxConns {
+		progress.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
+	}
 	if m.log != nil {
 		m.Server.SetLineLog(m.log.ClientLine)
 	}
@@ -400,6 +406,15 @@ func (h *Herd) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// inProcess is how many servers this process runs, sharing its file
+// descriptors.
+func (h *Herd) inProcess() int {
+	if n := len(h.o.Names); n > 0 {
+		return n
+	}
+	return len(h.cfg.Servers)
+}
+
 // newTable makes a member's location table with the [locations] limits.
 func newTable(lc config.LocationsConfig, logger *slog.Logger) *location.Table {
 	return location.NewTable(location.WithLogger(logger), location.WithLimits(location.Limits{
@@ -519,6 +534,9 @@ func (m *Member) openStore(cfg *config.Config, logger *slog.Logger) (durability,
 		mode = store.SyncFast
 	}
 	o := store.Options{Dir: dir, Sync: mode, Logger: logger}
+	if f := m.h.o.StoreOptions; f != nil {
+		f(m.Name, &o)
+	}
 	o.Compact = func() {
 		if err := m.Store.Snapshot(m.entries); err != nil {
 			logger.Error("snapshot failed", "err", err.Error())
