@@ -1,6 +1,8 @@
 // Package store keeps a server's location table on disk: an append-only log
 // of changes, compacted from time to time into a snapshot, so that a server
-// killed at any moment comes back with every update it acknowledged.
+// killed at any moment comes back with every update it acknowledged. It
+// refuses to start on damaged state rather than drop any of it silently,
+// and it fails closed: an append it cannot save is never reported saved.
 //
 // # Use
 //
@@ -9,40 +11,56 @@
 // client time wins, so replaying an entry twice, or an old entry after a new
 // one, is harmless), then, for every change to the table, calls Append under
 // the same lock that orders its changes, after the change is visible in the
-// table, and waits for the done channel before it acknowledges the change to
-// a client. MarkPeer records how far the server has received a neighbour's
-// changes. Snapshot writes the whole table and drops the log it covers; it
-// runs by itself when Options.Compact is set (see Options.CompactBytes).
+// table, and waits for the answer on the done channel before it
+// acknowledges the change to a client: nil means saved, an error means not
+// saved (yet). MarkPeer records how far the server has received a
+// neighbour's changes. Snapshot writes the whole table and drops the log it
+// covers; it runs by itself when Options.Compact is set (see
+// Options.CompactBytes). State.Runs is the directory's run history, which
+// the server announces to neighbours for catch-up.
 //
 // # Durability promise
 //
-// With SyncAlways (the default), when the done channel given to Append is
-// closed and Err then returns nil, the entry, and every entry and peer mark
-// appended before it, are on stable storage: the log file was fsynced after
-// they were written, and the directory entry of that log file (and of the
-// store directory, if Open created it) was fsynced when the file was created. They survive a process crash (kill -9), a
-// kernel crash and a power cut, provided the disk honours fsync. Appends
+// With SyncAlways (the default), when an append is answered nil, the entry,
+// and every entry and peer mark appended before it, are on stable storage:
+// the log file was fsynced after they were written, and the directory entry
+// of that log file (and of the store directory, if Open created it) was
+// fsynced when the file was created. They survive a process crash (kill -9),
+// a kernel crash and a power cut, provided the disk honours fsync. Appends
 // made while an fsync is running are written and fsynced together by the
 // next one (group commit), so durability costs one fsync per batch, not one
 // per append.
 //
-// With SyncFast, done is closed once the entry has been written to the
-// operating system (write(2) returned). Such an entry survives a crash of
-// the process but not of the machine until the next fsync, which follows
+// With SyncFast, an append is answered once the entry has been written to
+// the operating system (write(2) returned). Such an entry survives a crash
+// of the process but not of the machine until the next fsync, which follows
 // within Options.FastInterval (default 50ms) plus the duration of one fsync.
 // In both modes Close writes and fsyncs everything appended before it.
 //
-// After Open, State holds every entry whose done channel was closed before
-// the crash (under the promise above), except entries superseded in the
-// caller's table at the time of a later Snapshot. Peer positions are never
-// ahead of the entries recovered with them: a mark is written after the
-// entries appended before it, and marks found after a damaged part of the
-// log are ignored.
+// After Open, State holds every entry answered nil before the crash (under
+// the promise above), except entries superseded in the caller's table at
+// the time of a later Snapshot. Peer positions are never ahead of the
+// entries recovered with them: a mark is written after the entries
+// appended before it.
 //
-// If a write or fsync fails, the store stops: Err returns the error, every
-// pending and later done channel is closed at once, and nothing more is
-// written. The log is then reopened with Open, which discards any partly
-// written tail. After Close, Err returns ErrClosed.
+// # Failures: fail closed, resume by itself
+//
+// If a write or fsync of the log fails (a full disk, an I/O error), the
+// store does not stop: it answers the appends of the failed batch, every
+// waiting Notify, and every later append with the error at once, so that
+// nothing unsaved is acknowledged; Health and Err return the error;
+// Stats.Errors counts failures; the error is logged at most once a minute.
+// Entries and peer marks appended meanwhile are kept in memory, in order.
+// The writer retries with back-off (20ms doubling to 2s). Each attempt
+// first truncates the newest segment back to its size at the last good
+// fsync, so no partial record stays in the log and nothing whose fsync
+// failed is trusted (after a failed fsync the kernel may have dropped the
+// written pages), then writes again what followed, and fsyncs. Once that
+// succeeds the store is healthy again, writes what was kept in memory and
+// answers appends nil again. A crash while failing loses only what was
+// never answered nil: peer records among it come back from the neighbours'
+// catch-up, since the peer marks after them were not saved either.
+// Snapshot is refused while the store fails.
 //
 // # Files
 //
@@ -51,28 +69,37 @@
 //	LOCK                      held with flock(2) while a Store is open (Unix)
 //	wal-NNNNNNNNNNNNNNNN.log  log segments, NNNN = segment number, 16 hex digits
 //	snapshot.dat              the latest snapshot, if any
-//	snapshot.tmp              a snapshot being written; deleted by Open
+//	manifest                  which log segments must exist
+//	runs                      the run history (text: "epoch first-seq" per line)
+//	*.tmp                     a snapshot, manifest or runs file being written; deleted by Open
+//	*.cut-<time>              what Repair cut, kept for inspection; ignored
 //
 // Every Open and every Snapshot starts a new segment; only the newest
 // segment is ever written to. A snapshot covers every segment numbered
 // below the number recorded in its header; those are deleted once the
-// snapshot is durable.
+// snapshot is durable and the manifest says so. The manifest is written
+// (temporary file, fsync, rename, directory fsync) after each new segment
+// is durable and after each snapshot, so it names every segment that must
+// be there; only the newest segment may be missing from it (a crash
+// between creating that segment and updating the manifest). Open adds a
+// run to the runs file, keeping the last 64.
 //
 // # Format
 //
-// All integers are little-endian. Both kinds of file start with a 48-byte
-// header:
+// All integers are little-endian. Segments, snapshots and the manifest
+// start with a 48-byte header:
 //
-//	0   magic    8 bytes: "HERDWAL\x00" (log segment) or "HERDSNP\x00" (snapshot)
+//	0   magic    8 bytes: "HERDWAL\x00" (log segment), "HERDSNP\x00" (snapshot), "HERDMAN\x00" (manifest)
 //	8   version  uint32, 1
 //	12  reserved uint32, 0
-//	16  epoch    uint64, random non-zero id of the store's history
-//	24  a        uint64, segment: its number; snapshot: first segment not covered
-//	32  b        uint64, segment: 0; snapshot: highest seq appended when it began
+//	16  id       uint64, random non-zero id of the store directory
+//	24  a        uint64, segment: its number; snapshot and manifest: first segment not covered
+//	32  b        uint64, segment: 0; snapshot: highest seq appended when it began; manifest: last segment
 //	40  crc      uint32, CRC-32C (Castagnoli) of bytes 0-39
 //	44  reserved uint32, 0
 //
-// Records follow, back to back:
+// The manifest is the header alone. In segments and snapshots, records
+// follow, back to back:
 //
 //	0  n     uint32, length of body, 1 to 16 MiB
 //	4  crc   uint32, CRC-32C of the 4 bytes of n followed by body
@@ -82,19 +109,24 @@
 //	         3 end:   uvarint entries, uvarint peers (snapshot only, last record)
 //
 // A snapshot holds every entry of the table, then the peer positions, then
-// the end record; anything missing or damaged in it makes Open fail with an
-// error naming the file, since no data may be dropped silently.
+// the end record.
 //
-// # Damage in the log
+// # Damage
 //
-// Open reads the segments in order and stops reading a segment at the first
-// record that is cut short or fails its checksum. In the newest segment this
-// is the tail of a write interrupted by a crash: Open logs a warning with the
-// file, the offset and the number of bytes dropped, truncates the file there
-// and keeps every record before it. In an older segment, which was complete
-// and fsynced before the next was created, it is damage to stored data: Open
-// logs an error, keeps the records before it and those of later segments,
-// leaves the file as it is for inspection (the next Snapshot deletes it),
-// and ignores every peer mark after that point, so that neighbours resend
-// what may have been lost.
+// Open reads the snapshot and then the segments in order. Only one kind of
+// damage is expected after a crash: a write cut short at the very end of
+// the newest segment (no intact record follows the damaged one; the search
+// for one goes byte by byte). Open cuts it, logs a warning with the file,
+// the offset and the bytes dropped, and keeps every record before it. Any
+// other damage makes Open fail with a *Damage naming the file and the byte
+// offset, and Open changes nothing: a bad checksum or a bad length in the
+// middle of the newest segment or anywhere in an older one, a bad segment
+// header, a segment of another store, a segment missing from the range the
+// snapshot and the manifest require (including all of them), a damaged,
+// cut or older snapshot, a snapshot missing while the manifest says
+// segments were compacted into one, a damaged manifest or runs file. Check
+// reports what Open would find, without changing anything; Repair cuts the
+// history at the first damage (everything recorded after it goes, peer
+// marks included, so neighbours send it again), keeping a copy of every
+// part it cuts as <file>.cut-<time>.
 package store
