@@ -1,6 +1,7 @@
 package herd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -244,5 +245,60 @@ func TestLargestIAMATCrossesHerd(t *testing.T) {
 	waitFor(t, 10*time.Second, "the second update at Welsh", func() bool { return known(welsh, id)+"\n" == got })
 	if after := reconnects(); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Fatalf("links reconnected: before %v, after %v", before, after)
+	}
+}
+
+// TestConnectionsPerIP: past max_conns_per_ip, a new connection from the
+// same IP is closed at once (and counted); other IPs, and the same IP once
+// a connection ends, are still served.
+func TestConnectionsPerIP(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Client.MaxConnsPerIP = 2
+	for i := range cfg.Servers {
+		cfg.Servers[i].PeerAddr = "127.0.0.1:0" // links elsewhere: only clients on the client port
+	}
+	h := startHerd(t, cfg, nil)
+	g := h.Member("Goloman")
+	var held []*client
+	for i := range 2 {
+		c := dial(t, g.ClientAddr)
+		c.send(fmt.Sprintf("IAMAT held%d +1+1 1\n", i))
+		if got := c.line(); !strings.HasPrefix(got, "AT Goloman ") {
+			t.Fatalf("connection %d answered %q", i, got)
+		}
+		held = append(held, c)
+	}
+	extra := dial(t, g.ClientAddr)
+	extra.send("IAMAT extra +1+1 1\n")
+	closedByServer(t, extra, "a third connection from one IP")
+	if known(g, "extra") != "" {
+		t.Fatal("the refused connection's IAMAT was applied")
+	}
+	// Another loopback address is another IP.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: 5 * time.Second}
+	nc, err := d.Dial("tcp", g.ClientAddr)
+	if err != nil {
+		t.Skipf("cannot dial from 127.0.0.2: %v", err)
+	}
+	other := &client{t: t, nc: nc, r: bufio.NewReader(nc)}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	other.send("IAMAT other +1+1 1\n")
+	if got := other.line(); !strings.HasPrefix(got, "AT Goloman ") {
+		t.Fatalf("a client from another IP got %q", got)
+	}
+	held[0].nc.Close()
+	waitFor(t, 5*time.Second, "a place for 127.0.0.1 again", func() bool {
+		c := dial(t, g.ClientAddr)
+		defer c.nc.Close()
+		c.send("IAMAT again +1+1 1\n")
+		c.nc.SetReadDeadline(time.Now().Add(time.Second))
+		got, err := c.r.ReadString('\n')
+		return err == nil && strings.HasPrefix(got, "AT Goloman ")
+	})
+	text := get(t, "http://"+g.MetricsAddr+"/metrics")
+	if !strings.Contains(text, `herd_client_connections_rejected_total{limit="max_conns_per_ip",server="Goloman"} `) ||
+		strings.Contains(text, `herd_client_connections_rejected_total{limit="max_conns_per_ip",server="Goloman"} 0`) {
+		t.Fatalf("refusals not counted:\n%s", grep(text, "rejected"))
 	}
 }

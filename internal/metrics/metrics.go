@@ -43,7 +43,7 @@ type Server struct {
 
 	connsOpen     prometheus.Gauge
 	connsTotal    prometheus.Counter
-	connsRejected prometheus.Counter
+	connsRejected *prometheus.CounterVec
 	commands      *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	placesLatency prometheus.Histogram
@@ -104,7 +104,9 @@ func New(name string, src Source) *Server {
 	m := &Server{reg: reg}
 	m.connsOpen = prometheus.NewGauge(prometheus.GaugeOpts(f(prometheus.Opts{Name: "herd_client_connections_open", Help: "Client connections open now (peer links excluded)."})))
 	m.connsTotal = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_total", Help: "Connections accepted on the client port (peers that share the port included)."})))
-	m.connsRejected = prometheus.NewCounter(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_rejected_total", Help: "Client connections closed at once because max_conns was reached."})))
+	m.connsRejected = prometheus.NewCounterVec(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_client_connections_rejected_total", Help: "Client connections closed at once, by the limit reached: max_conns or max_conns_per_ip."})), []string{"limit"})
+	m.connsRejected.WithLabelValues(LimitConns)
+	m.connsRejected.WithLabelValues(LimitPerIP)
 	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts(f(prometheus.Opts{Name: "herd_commands_total", Help: "Client commands by command and outcome."})), []string{"command", "outcome"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "herd_reply_duration_seconds", Help: "Time from reading a command to writing its reply.", ConstLabels: labels,
@@ -178,10 +180,18 @@ func (m *Server) ConnFromPeer() {
 	}
 }
 
-// ConnRejected counts a connection refused at max_conns.
-func (m *Server) ConnRejected() {
+// Connection limits, the values of the limit label of
+// herd_client_connections_rejected_total.
+const (
+	LimitConns = "max_conns"
+	LimitPerIP = "max_conns_per_ip"
+)
+
+// ConnRejected counts a connection refused at a limit (LimitConns or
+// LimitPerIP).
+func (m *Server) ConnRejected(limit string) {
 	if m != nil {
-		m.connsRejected.Inc()
+		m.connsRejected.WithLabelValues(limit).Inc()
 	}
 }
 

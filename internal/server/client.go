@@ -93,6 +93,14 @@ func (c *clientConn) send(rp *reply) {
 
 func (s *Server) handleClient(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
+	ip, ok := s.perIP.acquire(nc.RemoteAddr())
+	if !ok {
+		s.o.Metrics.ConnRejected(metrics.LimitPerIP)
+		s.perIP.logRefusal(s.log, ip)
+		nc.Close()
+		return
+	}
+	defer s.perIP.release(ip)
 	opened := false
 	select {
 	case s.slots <- struct{}{}:
@@ -103,7 +111,7 @@ func (s *Server) handleClient(nc net.Conn) {
 			}
 		}()
 	default:
-		s.o.Metrics.ConnRejected()
+		s.o.Metrics.ConnRejected(metrics.LimitConns)
 		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.o.Client.MaxConns)
 		nc.Close()
 		return

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type Options struct {
 	AcceptPeersOnClientPort bool
 	// Now, if set, replaces time.Now (tests).
 	Now func() time.Time
+	// ShareFDs is how many servers of this process share its file
+	// descriptors (herd up runs them all); max_conns is lowered at New so
+	// that they all fit. 0 counts as 1.
+	ShareFDs int
 	// TLS, if set, makes the client listener speak TLS (the course
 	// protocol inside is unchanged). Peer links then need their own
 	// listener.
@@ -60,6 +65,7 @@ type Server struct {
 	ctx    context.Context // cancelled when Shutdown gives up waiting
 	cancel context.CancelFunc
 	slots  chan struct{} // one token per open client connection
+	perIP  ipLimit
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{} // guarded by mu
@@ -70,18 +76,38 @@ type Server struct {
 
 // New creates a Server.
 func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	fitMaxConns(&o)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		o: o, now: o.Now, log: o.Logger, ctx: ctx, cancel: cancel,
 		slots:     make(chan struct{}, o.Client.MaxConns),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[net.Conn]struct{}{},
+		perIP:     ipLimit{max: o.Client.MaxConnsPerIP, open: map[netip.Addr]int{}},
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	return s
 }
+
+// fitMaxConns lowers o.Client.MaxConns to what the process's file
+// descriptor limit allows, with a warning naming both values.
+func fitMaxConns(o *Options) {
+	limit := fdLimit()
+	if n := fitConns(o.Client.MaxConns, limit, o.ShareFDs); n < o.Client.MaxConns {
+		o.Logger.Warn("client.max_conns lowered to fit the file-descriptor limit",
+			"configured", o.Client.MaxConns, "effective", n, "fd_limit", limit, "servers_in_process", max(o.ShareFDs, 1), "reserve_per_server", fdReserve)
+		o.Client.MaxConns = n
+	}
+}
+
+// MaxConns returns the client connections the server holds at most: the
+// configured max_conns, or less to fit the file-descriptor limit.
+func (s *Server) MaxConns() int { return s.o.Client.MaxConns }
 
 // SetLineLog sets Options.LineLog; call it before Serve.
 func (s *Server) SetLineLog(f func(msg, client string, line []byte)) { s.o.LineLog = f }
