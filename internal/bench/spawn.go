@@ -50,7 +50,7 @@ func Spawn(o SpawnOptions) (*Spawned, error) {
 	cfg.Servers = make([]config.Server, len(o.Config.Servers))
 	for i, s := range o.Config.Servers {
 		s.Neighbors = append([]string(nil), s.Neighbors...)
-		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
+		if s.SeparatePeerListener() {
 			s.PeerAddr = "127.0.0.1:0"
 		} else {
 			s.PeerAddr = ""

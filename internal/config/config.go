@@ -24,13 +24,22 @@ type Config struct {
 	LogDir         string `toml:"log_dir"`          // each server logs to <LogDir>/<name>.log; empty: no log files
 	DataDir        string `toml:"data_dir"`         // durable state under <DataDir>/<name>/; empty: memory only
 	DataSync       string `toml:"data_sync"`        // "always": an IAMAT is answered once fsynced; "fast": once written (fsync within 50ms)
-	PeerSecretFile string `toml:"peer_secret_file"` // shared secret for peer links
-	LogMaxMB       int    `toml:"log_max_mb"`       // a log file is rotated when it reaches this many MiB
-	LogKeep        int    `toml:"log_keep"`         // rotated log files kept per server
+	PeerSecretFile string `toml:"peer_secret_file"` // shared secret(s) for peer links, one per line
+	// Insecure lets servers accept unauthenticated peer links from any
+	// address; without it, a herd with no credential accepts peers from
+	// loopback only and refuses non-loopback listeners.
+	Insecure bool `toml:"insecure"`
+
+	LogMaxMB int `toml:"log_max_mb"` // a log file is rotated when it reaches this many MiB
+	LogKeep  int `toml:"log_keep"`   // rotated log files kept per server
 
 	Client ClientConfig `toml:"client"`
 	Peer   PeerConfig   `toml:"peer"`
 	Places PlacesConfig `toml:"places"`
+	// Metrics protects the status page of every server's metrics listener.
+	Metrics MetricsConfig `toml:"metrics"`
+	// HTTP configures every server's http listener (see http.go).
+	HTTP HTTPConfig `toml:"http"`
 
 	Locations LocationsConfig `toml:"locations"`
 
@@ -46,18 +55,44 @@ type ClientConfig struct {
 	MaxConns      int      `toml:"max_conns"`        // client connections per server
 	MaxConnsPerIP int      `toml:"max_conns_per_ip"` // client connections per source IP; 0: no limit
 	MaxPipeline   int      `toml:"max_pipeline"`     // commands read ahead of their replies
+	// TLS, when set, makes every client listener speak TLS.
+	TLS TLSFiles `toml:"tls"`
+}
+
+// TLSFiles names a certificate and key, and for peer links the CA; paths
+// may hold {name}, replaced by the server's name.
+type TLSFiles struct {
+	CAFile   string `toml:"ca_file"`
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// On reports whether any file is set.
+func (t TLSFiles) On() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
+
+// Expand returns t with {name} replaced by name in every path.
+func (t TLSFiles) Expand(name string) TLSFiles {
+	r := func(p string) string { return strings.ReplaceAll(p, "{name}", name) }
+	return TLSFiles{CAFile: r(t.CAFile), CertFile: r(t.CertFile), KeyFile: r(t.KeyFile)}
+}
+
+// MetricsConfig holds the settings shared by every metrics listener.
+type MetricsConfig struct {
+	// TokenFile holds the token that opens the status page and its data
+	// (HTTP Basic password or Bearer token); empty: no token.
+	TokenFile string `toml:"token_file"`
 }
 
 // PeerConfig holds the settings of links between servers.
 type PeerConfig struct {
-	QueueSize     int      `toml:"queue_size"`    // updates queued toward one neighbour before it is dropped and resynced
-	DialTimeout   Duration `toml:"dial_timeout"`  // connect and handshake timeout
-	RetryMax      Duration `toml:"retry_max"`     // longest wait between reconnection attempts
-	Heartbeat     Duration `toml:"heartbeat"`     // idle links send a PING this often
-	DeadAfter     Duration `toml:"dead_after"`    // a link silent this long is dropped
-	WriteTimeout  Duration `toml:"write_timeout"` // a neighbour that does not read for this long is dropped
-	SecretFromEnv bool     `toml:"-"`             // set when the secret came from HERD_PEER_SECRET
-	Secret        []byte   `toml:"-"`             // loaded by LoadSecret; never logged
+	QueueSize    int      `toml:"queue_size"`    // updates queued toward one neighbour before it is dropped and resynced
+	DialTimeout  Duration `toml:"dial_timeout"`  // connect and handshake timeout
+	RetryMax     Duration `toml:"retry_max"`     // longest wait between reconnection attempts
+	Heartbeat    Duration `toml:"heartbeat"`     // idle links send a PING this often
+	DeadAfter    Duration `toml:"dead_after"`    // a link silent this long is dropped
+	WriteTimeout Duration `toml:"write_timeout"` // a neighbour that does not read for this long is dropped
+	// TLS, when set, authenticates and encrypts every link with mutual TLS.
+	TLS TLSFiles `toml:"tls"`
 }
 
 // PlacesConfig chooses and tunes the places provider.
@@ -92,6 +127,7 @@ type Server struct {
 	Addr      string   `toml:"addr"`      // client listener, host:port
 	PeerAddr  string   `toml:"peer_addr"` // listener for other servers; empty: Addr
 	Metrics   string   `toml:"metrics"`   // HTTP listener for /metrics and /healthz; empty: none
+	HTTP      string   `toml:"http"`      // HTTP/JSON API listener (OwnTracks, OsmAnd, /v1); empty: none
 	Neighbors []string `toml:"neighbors"` // as written; see Config.Links for the symmetric set
 }
 
@@ -251,13 +287,18 @@ func (c *Config) Validate() error {
 		if err := useAddr(key+".addr", s.Addr, s.Name); err != nil {
 			return err
 		}
-		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
+		if s.SeparatePeerListener() {
 			if err := useAddr(key+".peer_addr", s.PeerAddr, s.Name+" (peer_addr)"); err != nil {
 				return err
 			}
 		}
 		if s.Metrics != "" {
 			if err := useAddr(key+".metrics", s.Metrics, s.Name+" (metrics)"); err != nil {
+				return err
+			}
+		}
+		if s.HTTP != "" {
+			if err := useAddr(key+".http", s.HTTP, s.Name+" (http)"); err != nil {
 				return err
 			}
 		}
@@ -319,7 +360,91 @@ func (c *Config) Validate() error {
 	if c.Peer.DeadAfter.D <= c.Peer.Heartbeat.D {
 		return fail("peer.dead_after", "must be longer than peer.heartbeat")
 	}
+	if err := c.validateTLS(fail); err != nil {
+		return err
+	}
+	if err := c.validateHTTP(fail); err != nil {
+		return err
+	}
 	return nil
+}
+
+// validateTLS checks [peer.tls] and [client.tls].
+func (c *Config) validateTLS(fail func(key, format string, args ...any) error) error {
+	if t := c.Peer.TLS; t.On() {
+		for _, f := range []struct{ key, v string }{{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile}} {
+			if f.v == "" {
+				return fail("peer.tls."+f.key, "missing: [peer.tls] needs ca_file, cert_file and key_file (`herd certs` makes them)")
+			}
+		}
+	}
+	t := c.Client.TLS
+	if !t.On() {
+		return nil
+	}
+	switch {
+	case t.CertFile == "":
+		return fail("client.tls.cert_file", "missing: [client.tls] needs cert_file and key_file")
+	case t.KeyFile == "":
+		return fail("client.tls.key_file", "missing: [client.tls] needs cert_file and key_file")
+	case t.CAFile != "":
+		return fail("client.tls.ca_file", "not used: clients are not asked for certificates")
+	}
+	for i, s := range c.Servers {
+		if len(c.Links(s.Name)) > 0 && !s.SeparatePeerListener() {
+			return fail(fmt.Sprintf("server[%d].peer_addr", i), "server %s needs its own peer_addr: with [client.tls] its addr speaks TLS to clients only", s.Name)
+		}
+	}
+	return nil
+}
+
+// Unprotected returns an error naming the first listener of the named
+// servers (all when names is empty) that would expose unauthenticated peer
+// links beyond this machine: a server with neighbours listening on a
+// non-loopback address while no credential is configured and insecure is
+// not set. hasSecret says whether a shared secret was found (in the file or
+// the environment).
+func (c *Config) Unprotected(names []string, hasSecret bool) error {
+	if c.Insecure || hasSecret || c.Peer.TLS.On() {
+		return nil
+	}
+	for i, s := range c.Servers {
+		if len(names) > 0 && !contains(names, s.Name) || len(c.Links(s.Name)) == 0 {
+			continue
+		}
+		for _, l := range []struct{ key, addr string }{{"addr", s.Addr}, {"peer_addr", s.PeerAddr}} {
+			if l.addr == "" || IsLoopback(l.addr) {
+				continue
+			}
+			return fmt.Errorf("%s: server[%d].%s: %s listens on %s, which is not a loopback address, and peer links have no credential: "+
+				"set up mutual TLS ([peer.tls], see `herd certs`) or a shared secret (peer_secret_file or HERD_PEER_SECRET, see `herd secret`), "+
+				"or put insecure = true at the top of the config to accept unauthenticated peers from anywhere",
+				c.describe(), i, l.key, s.Name, l.addr)
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether the host of addr (host:port) is a loopback
+// address or "localhost". An empty host (every interface) is not.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// describe names the config in messages.
+func (c *Config) describe() string {
+	if c.File == "" {
+		return "built-in config"
+	}
+	return c.File
 }
 
 func contains(list []string, s string) bool {
@@ -384,6 +509,17 @@ func (c *Config) Links(name string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// SeparatePeerListener reports whether s takes links on a listener of its
+// own: a peer_addr other than addr, or any port-0 peer_addr (a free port
+// of its own, even when addr says the same).
+func (s Server) SeparatePeerListener() bool {
+	if s.PeerAddr == "" {
+		return false
+	}
+	_, port, _ := net.SplitHostPort(s.PeerAddr)
+	return s.PeerAddr != s.Addr || port == "0"
 }
 
 // PeerAddrOf returns where other servers connect to s.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -219,5 +220,80 @@ func TestLimitDefaults(t *testing.T) {
 	}
 	if d := Default(); d.Locations.MaxClockSkew.D != 24*time.Hour || d.Locations.MaxClients != 5_000_000 {
 		t.Fatalf("Default() locations %+v", d.Locations)
+	}
+}
+
+func TestTLSSettings(t *testing.T) {
+	const linked = "[[server]]\nname = \"A\"\naddr = \"127.0.0.1:1\"\nneighbors = [\"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n"
+	tests := map[string]struct {
+		toml string
+		want string // substring of the error; empty: valid
+	}{
+		"peer tls":            {"[peer.tls]\nca_file = \"c\"\ncert_file = \"{name}.crt\"\nkey_file = \"{name}.key\"\n" + linked, ""},
+		"peer tls no key":     {"[peer.tls]\nca_file = \"c\"\ncert_file = \"{name}.crt\"\n" + linked, "peer.tls.key_file: missing"},
+		"peer tls no ca":      {"[peer.tls]\ncert_file = \"x\"\nkey_file = \"y\"\n" + linked, "peer.tls.ca_file: missing"},
+		"client tls shared":   {"[client.tls]\ncert_file = \"x\"\nkey_file = \"y\"\n" + linked, "server[0].peer_addr: server A needs its own peer_addr"},
+		"client tls no cert":  {"[client.tls]\nkey_file = \"y\"\n" + linked, "client.tls.cert_file: missing"},
+		"client tls with ca":  {"[client.tls]\nca_file = \"c\"\ncert_file = \"x\"\nkey_file = \"y\"\n" + linked, "client.tls.ca_file: not used"},
+		"client tls own port": {"[client.tls]\ncert_file = \"x\"\nkey_file = \"y\"\n" + strings.Replace(linked, "neighbors", "peer_addr = \"127.0.0.1:3\"\nneighbors", 1) + "peer_addr = \"127.0.0.1:4\"\n", ""},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse("h.toml", []byte(tt.toml))
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := c.Peer.TLS.Expand("A").CertFile; c.Peer.TLS.On() && got != "A.crt" {
+					t.Fatalf("expanded cert_file %q", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnprotected(t *testing.T) {
+	cfgOf := func(extra, addrA, peerA string) *Config {
+		text := extra + fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\npeer_addr = %q\nneighbors = [\"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n[[server]]\nname = \"Lone\"\naddr = \"0.0.0.0:5\"\n", addrA, peerA)
+		c, err := Parse("h.toml", []byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tests := map[string]struct {
+		c         *Config
+		names     []string
+		hasSecret bool
+		want      string
+	}{
+		"loopback":              {cfgOf("", "127.0.0.1:1", "[::1]:3"), nil, false, ""},
+		"localhost":             {cfgOf("", "localhost:1", "127.0.0.9:3"), nil, false, ""},
+		"open addr":             {cfgOf("", "0.0.0.0:1", "127.0.0.1:3"), nil, false, "server[0].addr: A listens on 0.0.0.0:1"},
+		"open peer_addr":        {cfgOf("", "127.0.0.1:1", "10.1.2.3:3"), nil, false, "server[0].peer_addr"},
+		"every interface":       {cfgOf("", ":1", "127.0.0.1:3"), nil, false, "server[0].addr"},
+		"secret":                {cfgOf("", "0.0.0.0:1", "127.0.0.1:3"), nil, true, ""},
+		"insecure":              {cfgOf("insecure = true\n", "0.0.0.0:1", "127.0.0.1:3"), nil, false, ""},
+		"tls":                   {cfgOf("[peer.tls]\nca_file = \"c\"\ncert_file = \"x\"\nkey_file = \"y\"\n", "0.0.0.0:1", "127.0.0.1:3"), nil, false, ""},
+		"other server only":     {cfgOf("", "0.0.0.0:1", "127.0.0.1:3"), []string{"B"}, false, ""},
+		"no neighbours is fine": {cfgOf("", "127.0.0.1:1", "127.0.0.1:3"), []string{"Lone"}, false, ""},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := tt.c.Unprotected(tt.names, tt.hasSecret)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "h.toml") {
+				t.Fatalf("error %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 // Package faultproxy is a loopback TCP proxy for tests that injects network
 // faults between two endpoints: cut (refuse and drop connections), reset,
-// black-hole (accept and swallow bytes) and delay.
+// black-hole (accept and swallow bytes), delay, and rewriting what passes
+// (a man in the middle).
 package faultproxy
 
 import (
@@ -28,6 +29,7 @@ type Proxy struct {
 	mu    sync.Mutex
 	mode  Mode              // guarded by mu
 	delay time.Duration     // guarded by mu: added before forwarding each chunk
+	hook  Hook              // guarded by mu: rewrites forwarded chunks; nil: none
 	conns map[net.Conn]bool // guarded by mu: both sides of live pairs
 	wg    sync.WaitGroup
 }
@@ -69,6 +71,18 @@ func (p *Proxy) SetMode(m Mode) {
 	for _, c := range drop {
 		reset(c)
 	}
+}
+
+// Hook rewrites one chunk read from one side before it is forwarded: up is
+// true for bytes from the connecting side toward the target. It returns what
+// to forward (b itself, a changed copy, or more bytes).
+type Hook func(up bool, b []byte) []byte
+
+// SetHook makes every forwarded chunk pass through h (nil: none).
+func (p *Proxy) SetHook(h Hook) {
+	p.mu.Lock()
+	p.hook = h
+	p.mu.Unlock()
 }
 
 // SetDelay delays each forwarded chunk by d.
@@ -138,8 +152,8 @@ func (p *Proxy) accept() {
 		p.track(in)
 		p.track(out)
 		p.wg.Add(2)
-		go p.pipe(in, out)
-		go p.pipe(out, in)
+		go p.pipe(in, out, true)
+		go p.pipe(out, in, false)
 	}
 }
 
@@ -156,15 +170,16 @@ func (p *Proxy) untrack(c net.Conn) {
 	c.Close()
 }
 
-// pipe copies src to dst until either fails, then closes both.
-func (p *Proxy) pipe(src, dst net.Conn) {
+// pipe copies src to dst until either fails, then closes both; up says
+// which way it copies (for the hook).
+func (p *Proxy) pipe(src, dst net.Conn, up bool) {
 	defer p.wg.Done()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			p.mu.Lock()
-			d, mode := p.delay, p.mode
+			d, mode, hook := p.delay, p.mode, p.hook
 			p.mu.Unlock()
 			if mode != Pass {
 				break
@@ -172,7 +187,11 @@ func (p *Proxy) pipe(src, dst net.Conn) {
 			if d > 0 {
 				time.Sleep(d) // the fault being injected, not synchronisation
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			out := buf[:n]
+			if hook != nil {
+				out = hook(up, out)
+			}
+			if _, werr := dst.Write(out); werr != nil {
 				break
 			}
 		}
