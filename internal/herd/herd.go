@@ -6,6 +6,7 @@ package herd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"herd/internal/config"
+	"herd/internal/httpapi"
 	"herd/internal/location"
 	"herd/internal/logging"
 	"herd/internal/metrics"
@@ -62,6 +64,7 @@ type Herd struct {
 	members      map[string]*Member // guarded by mu
 	addrs        map[string]string  // guarded by mu: name -> resolved peer address
 	metricsAddrs map[string]string  // guarded by mu: name -> resolved metrics address
+	tokens       *httpapi.Tokens    // [http] tokens_file; nil without one
 }
 
 // Member is one running server.
@@ -70,6 +73,7 @@ type Member struct {
 	ClientAddr  string // resolved listener address
 	PeerAddr    string // resolved peer listener address (== ClientAddr without peer_addr)
 	MetricsAddr string // resolved metrics listener address; empty without one
+	HTTPAddr    string // resolved http listener address; empty without one
 	Table       *location.Table
 	Peers       *peer.Manager
 	Server      *server.Server
@@ -81,6 +85,7 @@ type Member struct {
 	h           *Herd
 	log         *logging.File
 	web         *http.Server  // the metrics listener, nil without one
+	api         *http.Server  // the http listener, nil without one
 	done        chan struct{} // closed when the accept loops have returned
 }
 
@@ -95,18 +100,22 @@ func Start(o Options) (*Herd, error) {
 	if len(names) == 0 {
 		names = o.Config.Names()
 	}
+	var err error
+	if h.tokens, err = loadTokens(o.Config); err != nil {
+		return nil, err
+	}
 	for _, s := range o.Config.Servers {
 		h.addrs[s.Name] = s.PeerAddrOf()
 		h.metricsAddrs[s.Name] = s.Metrics
 	}
 	type bound struct {
-		s             config.Server
-		cln, pln, mln net.Listener
+		s                  config.Server
+		cln, pln, mln, hln net.Listener
 	}
 	var ls []bound
 	closeAll := func() {
 		for _, b := range ls {
-			closeListeners(b.cln, b.pln, b.mln)
+			closeListeners(b.cln, b.pln, b.mln, b.hln)
 		}
 	}
 	for _, name := range names {
@@ -122,7 +131,7 @@ func Start(o Options) (*Herd, error) {
 			return nil, fmt.Errorf("server %s: %w", name, err)
 		}
 		ls = append(ls, b)
-		if s.PeerAddr != "" && s.PeerAddr != s.Addr {
+		if s.SeparatePeerListener() {
 			if b.pln, err = h.listen(s.PeerAddr); err != nil {
 				closeAll()
 				return nil, fmt.Errorf("server %s: peer_addr: %w", name, err)
@@ -139,9 +148,16 @@ func Start(o Options) (*Herd, error) {
 			}
 			ls[len(ls)-1] = b
 		}
+		if s.HTTP != "" {
+			if b.hln, err = h.listen(s.HTTP); err != nil {
+				closeAll()
+				return nil, fmt.Errorf("server %s: http: %w", name, err)
+			}
+			ls[len(ls)-1] = b
+		}
 	}
 	for _, b := range ls {
-		m, err := h.startMember(b.s, b.cln, b.pln, b.mln)
+		m, err := h.startMember(b.s, b.cln, b.pln, b.mln, b.hln)
 		if err != nil {
 			closeAll()
 			h.Close(context.Background())
@@ -173,7 +189,7 @@ func (h *Herd) listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member, error) {
+func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*Member, error) {
 	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), done: make(chan struct{}),
 		Recent: status.NewRecent(50), started: time.Now(), h: h}
 	m.PeerAddr = m.ClientAddr
@@ -199,6 +215,12 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 	clientTLS, err := h.clientTLS(s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", s.Name, err)
+	}
+	var httpTLS *tls.Config
+	if hln != nil {
+		if httpTLS, err = h.httpTLS(s.Name); err != nil {
+			return nil, fmt.Errorf("server %s: %w", s.Name, err)
+		}
 	}
 	dur, err := m.openStore(h.cfg, logger)
 	if err != nil {
@@ -258,6 +280,9 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		go m.web.Serve(mln)
 	}
+	if hln != nil {
+		m.startHTTP(hln, httpTLS, logger)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -279,7 +304,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln net.Listener) (*Member
 		go m.expireLoop(every)
 	}
 	m.Peers.Start()
-	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "metrics", m.MetricsAddr, "neighbors", names(neighbors))
+	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "metrics", m.MetricsAddr, "http", m.HTTPAddr, "neighbors", names(neighbors))
 	if m.MetricsAddr != "" {
 		progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "status", "http://"+m.MetricsAddr+"/")
 	} else {
@@ -338,19 +363,22 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 	if err != nil {
 		return err
 	}
-	var pln, mln net.Listener
+	var pln, mln, hln net.Listener
 	if peerAddr != clientAddr {
 		pln, err = h.listen(peerAddr)
 	}
 	if err == nil && s.Metrics != "" {
 		mln, err = h.listen(s.Metrics)
 	}
+	if err == nil && s.HTTP != "" {
+		hln, err = h.listen(s.HTTP)
+	}
 	var m *Member
 	if err == nil {
-		m, err = h.startMember(s, cln, pln, mln)
+		m, err = h.startMember(s, cln, pln, mln, hln)
 	}
 	if err != nil {
-		closeListeners(cln, pln, mln)
+		closeListeners(cln, pln, mln, hln)
 		return err
 	}
 	h.mu.Lock()
@@ -362,6 +390,13 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 func (m *Member) stop(ctx context.Context) error {
 	if m.web != nil {
 		m.web.Close()
+	}
+	if m.api != nil {
+		// Requests in flight finish (their reports reach the store) before
+		// the store closes.
+		if err := m.api.Shutdown(ctx); err != nil {
+			m.api.Close()
+		}
 	}
 	m.Peers.Close()
 	err := m.Server.Shutdown(ctx)

@@ -1,0 +1,72 @@
+package herd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"herd/internal/config"
+	"herd/internal/httpapi"
+	"herd/internal/pki"
+)
+
+// loadTokens reads [http] tokens_file, if the config has one.
+func loadTokens(cfg *config.Config) (*httpapi.Tokens, error) {
+	if cfg.HTTP.TokensFile == "" {
+		return nil, nil
+	}
+	t, err := httpapi.LoadTokens(cfg.HTTP.TokensFile)
+	if err != nil {
+		return nil, fmt.Errorf("[http] %w", err)
+	}
+	return t, nil
+}
+
+// ReloadTokens re-reads [http] tokens_file for every member (SIGHUP); on
+// an error the tokens in use stay.
+func (h *Herd) ReloadTokens() error {
+	if h.tokens == nil {
+		return nil
+	}
+	return h.tokens.Reload()
+}
+
+// httpTLS returns the TLS settings of the member's http listener, or nil
+// when [http.tls] is not set.
+func (h *Herd) httpTLS(name string) (*tls.Config, error) {
+	t := h.cfg.HTTP.TLS
+	if !t.On() {
+		return nil, nil
+	}
+	t = t.Expand(name)
+	kp, err := pki.NewKeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("[http.tls]: %w", err)
+	}
+	return kp.ServerConfig(), nil
+}
+
+// startHTTP serves the member's HTTP API on ln: the same server, table,
+// store and flood as its client listener.
+func (m *Member) startHTTP(ln net.Listener, tlsConfig *tls.Config, logger *slog.Logger) {
+	api := httpapi.New(httpapi.Options{
+		Backend: m.Server, Tokens: m.h.tokens, MaxBodyBytes: m.h.cfg.HTTP.BodyLimit(),
+		Logger: logger, Registerer: m.Metrics.Registry(), ServerName: m.Name,
+	})
+	m.HTTPAddr = ln.Addr().String()
+	m.api = httpapi.NewServer(api, tlsConfig)
+	go func() {
+		var err error
+		if tlsConfig != nil {
+			err = m.api.ServeTLS(ln, "", "")
+		} else {
+			err = m.api.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("http listener failed", "addr", m.HTTPAddr, "err", err.Error())
+		}
+	}()
+}

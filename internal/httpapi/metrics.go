@@ -1,0 +1,43 @@
+package httpapi
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics counts and times requests by route (the mux pattern, or
+// "unmatched").
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(serverName string) *httpMetrics {
+	labels := prometheus.Labels{}
+	if serverName != "" {
+		labels["server"] = serverName
+	}
+	return &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herd_http_requests_total", Help: "HTTP API requests by route and status code.", ConstLabels: labels,
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "herd_http_request_duration_seconds", Help: "Time to answer an HTTP API request, by route.", ConstLabels: labels,
+			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+	}
+}
+
+func (m *httpMetrics) register(r prometheus.Registerer) {
+	r.MustRegister(m.requests, m.duration)
+}
+
+// init makes the route's duration series exist before its first request.
+func (m *httpMetrics) init(route string) { m.duration.WithLabelValues(route) }
+
+func (m *httpMetrics) observe(route string, code int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}

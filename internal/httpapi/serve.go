@@ -1,0 +1,34 @@
+package httpapi
+
+import (
+	"crypto/tls"
+	"net/http"
+	"time"
+)
+
+// Timeouts of the HTTP listener. A places lookup is bounded by the places
+// timeout (10 s at most by default), within WriteTimeout.
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 2 * time.Minute
+	MaxHeaderBytes    = 64 << 10
+)
+
+// NewServer returns the http.Server of a member's http listener, with the
+// timeouts above; tlsConfig, if not nil, makes it speak HTTPS only. Serve
+// it with Serve (which speaks TLS when tlsConfig is set); Shutdown stops
+// accepting, lets requests in flight finish until its context is done, and
+// closes idle keep-alive connections.
+func NewServer(h http.Handler, tlsConfig *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
+}
