@@ -84,6 +84,9 @@ func runStore(_ context.Context, e *env, args []string) error {
 // printReport says what a start would find in a data directory.
 func printReport(w io.Writer, r store.Report) {
 	fmt.Fprintf(w, "directory %s\n", r.Dir)
+	if r.InUse {
+		fmt.Fprintln(w, "  in use by a running server: its newest segment may change while it is read")
+	}
 	if r.Snapshot {
 		fmt.Fprintf(w, "  snapshot: %d bytes, %d entries\n", r.SnapshotBytes, r.SnapshotEntries)
 	} else {

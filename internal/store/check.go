@@ -14,6 +14,7 @@ import (
 // it. A start of the server finds what Check reports.
 type Report struct {
 	Dir             string
+	InUse           bool  // a server has the directory open: it may change while Check reads
 	Manifest        bool  // the directory has a manifest
 	Snapshot        bool  // the directory has a snapshot
 	SnapshotBytes   int64 // its size
@@ -51,11 +52,19 @@ func Check(dir string) (Report, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return Report{}, fmt.Errorf("store: %w", err)
 	}
+	inUse := false
+	if _, err := os.Stat(filepath.Join(dir, "LOCK")); err == nil {
+		lock, err := lockDir(dir)
+		inUse = err != nil
+		unlockDir(lock)
+	}
 	sc, err := scanDir(dir)
 	if err != nil {
 		return Report{}, err
 	}
-	return sc.report(), nil
+	r := sc.report()
+	r.InUse = inUse
+	return r, nil
 }
 
 func (sc *scan) report() Report {

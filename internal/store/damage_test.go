@@ -287,4 +287,7 @@ func TestRepairRefusesOpenStore(t *testing.T) {
 	if _, err := Repair(dir); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("Repair of an open store = %v", err)
 	}
+	if r, err := Check(dir); err != nil || !r.InUse {
+		t.Fatalf("Check of an open store: in use %v, %v", r.InUse, err)
+	}
 }

@@ -68,7 +68,7 @@ func (s *Store) recover() (*State, error) {
 	}
 	s.f = s.wrap(f)
 	s.cur = segment{num: next, size: headerSize}
-	s.synced = headerSize
+	s.synced, s.written = headerSize, headerSize
 	for _, sg := range sc.segs {
 		s.oldSegs = append(s.oldSegs, segment{num: sg.num, size: sg.size})
 	}

@@ -201,6 +201,8 @@ type Store struct {
 	failedAt   time.Time // when the current failure began
 	gen        uint64    // failures so far: an fsync that began before one covers nothing
 	synced     int64     // size of the newest segment at its last good fsync
+	written    int64     // size of the newest segment after its last whole good write; >= synced
+	syncLost   bool      // an fsync failed since synced: what was written after it is not trusted
 	tail       []byte    // bytes handed to the newest segment after synced: rewritten after a failure
 	tailSeq    uint64    // highest seq in tail
 	errLogged  time.Time // when a failure was last logged

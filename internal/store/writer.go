@@ -162,6 +162,9 @@ func (s *Store) writeBatch(buf []byte, seq uint64) error {
 		s.gen++ // a concurrent fsync must not count this write as durable
 	}
 	s.cur.size += int64(n)
+	if err == nil {
+		s.written = s.cur.size
+	}
 	s.stats.Batches++
 	s.stats.BytesWritten += uint64(n)
 	if err == nil {
@@ -194,7 +197,7 @@ func (s *Store) syncFile(seq uint64) error {
 		return nil
 	}
 	s.mu.Lock()
-	gen, size, tail := s.gen, s.cur.size, len(s.tail)
+	gen, size := s.gen, s.cur.size
 	s.mu.Unlock()
 	start := time.Now()
 	err := s.f.Sync()
@@ -205,8 +208,15 @@ func (s *Store) syncFile(seq uint64) error {
 	s.stats.MaxFsync = max(s.stats.MaxFsync, d)
 	if err == nil && gen == s.gen && s.ioErr == nil {
 		s.stats.DurableSeq = max(s.stats.DurableSeq, seq)
-		s.synced = size
-		s.tail = s.tail[:copy(s.tail, s.tail[tail:])]
+		// Only whole good writes count: a write failing meanwhile
+		// leaves a partial one, which the writer cuts.
+		if synced := min(size, s.written); synced > s.synced {
+			s.tail = s.tail[:copy(s.tail, s.tail[synced-s.synced:])]
+			s.synced = synced
+		}
+	}
+	if err != nil {
+		s.syncLost = true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -216,23 +226,28 @@ func (s *Store) syncFile(seq uint64) error {
 }
 
 // resume makes the newest segment whole again after a failure: it cuts
-// the file back to its size at the last good fsync (so that no partial
-// write stays in the log, and nothing whose fsync failed is trusted),
-// writes again what was written since, and fsyncs it. On success the
-// store is healthy again.
+// the file back to the end of its last whole good write, or to its size at
+// the last good fsync if an fsync failed since (the kernel may then have
+// dropped what was written), so that no partial write stays in the log;
+// then it writes again what followed, and fsyncs. On success the store is
+// healthy again.
 func (s *Store) resume() error {
 	s.fileMu.Lock()
 	s.mu.Lock()
+	base := s.written
+	if s.syncLost {
+		base = s.synced
+	}
 	synced, tail := s.synced, s.tail
 	s.mu.Unlock()
-	err := s.rewrite(synced, tail)
+	err := s.rewrite(base, tail[base-synced:])
 	s.fileMu.Unlock()
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.cur.size = synced + int64(len(tail))
-	s.synced = s.cur.size
+	s.synced, s.written, s.syncLost = s.cur.size, s.cur.size, false
 	s.tail = s.tail[:0]
 	s.stats.WrittenSeq = max(s.stats.WrittenSeq, s.tailSeq)
 	s.stats.DurableSeq = s.stats.WrittenSeq
@@ -333,7 +348,7 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 	s.mu.Lock()
 	s.oldSegs = append(s.oldSegs, s.cur)
 	s.cur = segment{num: num, size: headerSize}
-	s.synced = headerSize
+	s.synced, s.written, s.syncLost = headerSize, headerSize, false
 	s.tail = s.tail[:0]
 	s.mu.Unlock()
 	return num, nil
