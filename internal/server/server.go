@@ -166,6 +166,9 @@ func (s *Server) acceptLoop(ln net.Listener, handle func(net.Conn)) error {
 	}
 }
 
+// track registers a listener whose accept loop is starting. The loop
+// counts in wg, so that connections are added to wg only while its count
+// is above zero (WaitGroup forbids Add at zero concurrent with Wait).
 func (s *Server) track(ln net.Listener) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -173,6 +176,7 @@ func (s *Server) track(ln net.Listener) bool {
 		return false
 	}
 	s.listeners[ln] = struct{}{}
+	s.wg.Add(1)
 	return true
 }
 
@@ -180,6 +184,7 @@ func (s *Server) untrack(ln net.Listener) {
 	s.mu.Lock()
 	delete(s.listeners, ln)
 	s.mu.Unlock()
+	s.wg.Done()
 }
 
 func (s *Server) closing() bool {
