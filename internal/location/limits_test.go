@@ -175,6 +175,12 @@ func BenchmarkApplyLocalLimits(b *testing.B) {
 	benchApplyLocal(b, NewTable(WithLimits(Limits{MaxClockSkew: 24 * time.Hour, MaxClients: 5_000_000, TTL: 24 * time.Hour})))
 }
 
+// BenchmarkApplyLocalDefaultLimits is the default [locations]: a clock
+// skew bound and max_clients, no ttl.
+func BenchmarkApplyLocalDefaultLimits(b *testing.B) {
+	benchApplyLocal(b, NewTable(WithLimits(Limits{MaxClockSkew: 24 * time.Hour, MaxClients: 5_000_000})))
+}
+
 func BenchmarkApplyLocalNoLimits(b *testing.B) { benchApplyLocal(b, NewTable()) }
 
 func benchApplyLocal(b *testing.B, tab *Table) {
