@@ -62,6 +62,14 @@
 // catch-up, since the peer marks after them were not saved either.
 // Snapshot is refused while the store fails.
 //
+// What is kept in memory is bounded by Options.MaxPending (64 MiB). Past
+// it the store drops what it kept (the caller's table still holds every
+// change) and the log lacks changes: once the disk works again the store
+// calls Options.Compact and answers appends with an error until a
+// snapshot begun after that point is durable; peer marks are held back
+// meanwhile (they could claim changes the log lacks) and written after the
+// snapshot.
+//
 // # Files
 //
 // A store directory holds:

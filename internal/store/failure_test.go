@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -279,3 +280,64 @@ func TestSnapshotWhileFailing(t *testing.T) {
 }
 
 func dirOf(s *Store) string { return s.dir }
+
+// TestFailOverflow: past MaxPending, a failing store drops what it kept
+// in memory; once the disk works it has a snapshot written before it
+// acknowledges anything, and a reopen finds every client of the table and
+// the latest peer positions.
+func TestFailOverflow(t *testing.T) {
+	dir := t.TempDir()
+	fs := &faults{}
+	m := newModel(0)
+	var s *Store
+	o := Options{Dir: dir, WrapFile: fs.wrap, MaxPending: 4 << 10, retryMin: time.Millisecond, retryMax: 5 * time.Millisecond,
+		Compact: func() {
+			if err := s.Snapshot(m.all()); err != nil {
+				t.Errorf("Snapshot: %v", err)
+			}
+		}}
+	var logs logBuffer
+	o.Logger = logs.logger()
+	s, _ = open(t, o)
+	done := make(chan error, 1)
+	for i := uint64(1); i <= 10; i++ {
+		m.set(s, i, i, done)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.set(syscall.ENOSPC, nil)
+	for i := uint64(11); i <= 300; i++ { // about 30 KiB: past the bound
+		m.set(s, i, i, done)
+		if err := <-done; err == nil {
+			t.Fatalf("append %d acknowledged on a full disk", i)
+		}
+		if i%50 == 0 {
+			s.MarkPeer("Hands", PeerPos{Epoch: 3, Seq: i})
+		}
+	}
+	if !strings.Contains(logs.String(), "passed the bound") {
+		t.Fatalf("overflow not logged:\n%s", logs.String())
+	}
+	fs.set(nil, nil)
+	waitFor(t, 10*time.Second, "the store to write a snapshot and resume", func() bool { return s.Health() == nil })
+	if st := s.Stats(); st.Snapshots != 1 {
+		t.Errorf("%d snapshots, want 1", st.Snapshots)
+	}
+	for i := uint64(301); i <= 310; i++ {
+		m.set(s, i, i, done)
+		if err := <-done; err != nil {
+			t.Fatalf("append %d after the snapshot: %v", i, err)
+		}
+	}
+	s.MarkPeer("Hands", PeerPos{Epoch: 3, Seq: 310})
+	closeStore(t, s)
+	s, st := open(t, Options{Dir: dir})
+	defer closeStore(t, s)
+	if got := merge(st.Entries); !maps.Equal(got, m.m) {
+		t.Errorf("recovered %d clients, want %d", len(got), len(m.m))
+	}
+	if st.Peers["Hands"] != (PeerPos{3, 310}) {
+		t.Errorf("peers %v", st.Peers)
+	}
+}

@@ -48,6 +48,18 @@ func (s *Store) Snapshot(all iter.Seq[Entry]) error {
 	if err != nil {
 		return err
 	}
+	if rot.clears {
+		// The snapshot holds what the log lacked; record where the
+		// neighbours are now, after the entries appended since.
+		s.mu.Lock()
+		s.lacking = false
+		for _, name := range slices.Sorted(maps.Keys(s.peers)) {
+			s.buf = appendPeer(s.buf, name, s.peers[name])
+		}
+		s.mu.Unlock()
+		s.kickWriter()
+		s.log.Info("store: snapshot written after the failure; acknowledging again", "dir", s.dir)
+	}
 
 	s.mu.Lock()
 	var drop []segment

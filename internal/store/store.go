@@ -43,6 +43,13 @@ const DefaultFastInterval = 50 * time.Millisecond
 // DefaultCompactBytes is the default Options.CompactBytes.
 const DefaultCompactBytes = 64 << 20
 
+// DefaultMaxPending is the default Options.MaxPending.
+const DefaultMaxPending = 64 << 20
+
+// errLacking is the answer to appends while the log lacks changes dropped
+// during a failure, until a snapshot holds them.
+var errLacking = errors.New("store: changes made while the disk failed outgrew memory; writing a snapshot before acknowledging again")
+
 // Options configures a Store. The zero value of every field but Dir is a
 // usable default.
 type Options struct {
@@ -64,6 +71,12 @@ type Options struct {
 	// CompactBytes is the least log size that triggers Compact; default
 	// DefaultCompactBytes.
 	CompactBytes int64
+	// MaxPending bounds the bytes of log kept in memory while writes
+	// fail; default DefaultMaxPending. Past it the store drops what it
+	// kept and, once the disk works again, has Compact write a snapshot
+	// before it acknowledges anything (without Compact it cannot, and
+	// refuses appends until it is reopened).
+	MaxPending int
 	// Logger receives warnings about damaged files and failures; default:
 	// discard.
 	Logger *slog.Logger
@@ -161,10 +174,11 @@ type segment struct {
 
 // rotation is the writer's answer to a Snapshot's request for a new segment.
 type rotation struct {
-	num   uint64             // first segment not covered by the snapshot
-	seq   uint64             // highest seq appended before the rotation
-	peers map[string]PeerPos // peer positions at the rotation
-	err   error
+	num    uint64             // first segment not covered by the snapshot
+	seq    uint64             // highest seq appended before the rotation
+	peers  map[string]PeerPos // peer positions at the rotation
+	err    error
+	clears bool // the log lacked changes at the rotation: the snapshot makes it whole
 }
 
 // Store is an open store directory. Its methods are safe for concurrent use.
@@ -207,6 +221,9 @@ type Store struct {
 	tailSeq    uint64    // highest seq in tail
 	errLogged  time.Time // when a failure was last logged
 	errQuiet   uint64    // failures not logged since then
+	lacking    bool      // changes were dropped while failing (over MaxPending): only a snapshot makes the log whole
+	rebuildAt  time.Time // no snapshot for lacking before then
+	rebuild    *time.Timer
 	compacting bool
 	compactAt  int64
 	oldSegs    []segment // segments before cur, oldest first
@@ -232,6 +249,9 @@ func Open(o Options) (*Store, *State, error) {
 	}
 	if o.CompactBytes <= 0 {
 		o.CompactBytes = DefaultCompactBytes
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
 	}
 	if o.retryMin <= 0 {
 		o.retryMin = DefaultRetryMin
@@ -293,12 +313,22 @@ func (s *Store) Append(seq uint64, line string, done chan<- error) {
 		answer(done, ErrClosed)
 		return
 	}
-	s.buf = appendEntry(s.buf, seq, line)
 	s.lastSeq = max(s.lastSeq, seq)
 	s.stats.Appends++
-	if err := s.ioErr; err != nil {
+	if s.overflowLocked() {
+		err := s.ioErr
 		s.mu.Unlock()
 		answer(done, err)
+		return
+	}
+	s.buf = appendEntry(s.buf, seq, line)
+	if err := s.refusalLocked(); err != nil {
+		failing := s.ioErr != nil
+		s.mu.Unlock()
+		answer(done, err)
+		if !failing {
+			s.kickWriter()
+		}
 		return
 	}
 	if done != nil {
@@ -316,7 +346,12 @@ func (s *Store) Append(seq uint64, line string, done chan<- error) {
 // (for example a change hook) learn whether it was saved.
 func (s *Store) Notify(done chan<- error) {
 	s.mu.Lock()
+	err := s.refusalLocked()
 	switch {
+	case err != nil && (s.lastSeq > s.doneSeq || s.lacking):
+		s.mu.Unlock()
+		done <- err
+		return
 	case s.lastSeq <= s.doneSeq:
 		s.mu.Unlock()
 		done <- nil
@@ -324,11 +359,6 @@ func (s *Store) Notify(done chan<- error) {
 	case s.closed:
 		s.mu.Unlock()
 		done <- ErrClosed
-		return
-	case s.ioErr != nil:
-		err := s.ioErr
-		s.mu.Unlock()
-		done <- err
 		return
 	}
 	s.waiters = append(s.waiters, waiter{seq: s.lastSeq, done: done})
@@ -345,10 +375,41 @@ func (s *Store) Health() error {
 	switch {
 	case s.ioErr != nil:
 		return fmt.Errorf("%w; retrying since %s", s.ioErr, s.failedAt.UTC().Format(time.RFC3339))
+	case s.lacking:
+		return errLacking
 	case s.closed:
 		return ErrClosed
 	}
 	return nil
+}
+
+// refusalLocked returns why appends are not acknowledged now, or nil.
+func (s *Store) refusalLocked() error {
+	switch {
+	case s.ioErr != nil:
+		return s.ioErr
+	case s.lacking:
+		return errLacking
+	}
+	return nil
+}
+
+// overflowLocked reports whether the store, failing, keeps no more in
+// memory: past MaxPending it drops what it kept and marks the log lacking.
+func (s *Store) overflowLocked() bool {
+	if s.ioErr == nil {
+		return false
+	}
+	if !s.lacking && len(s.buf) < s.opts.MaxPending {
+		return false
+	}
+	if !s.lacking {
+		s.log.Warn("store: changes kept in memory while the disk fails passed the bound; dropping them, a snapshot will hold them once the disk works",
+			"dir", s.dir, "bytes", len(s.buf))
+	}
+	s.lacking = true
+	s.buf = nil
+	return true
 }
 
 // answer sends err on done, if there is one.
@@ -397,9 +458,15 @@ func (s *Store) MarkPeer(name string, pos PeerPos) {
 		s.mu.Unlock()
 		return
 	}
-	s.buf = appendPeer(s.buf, name, pos)
 	s.peers[name] = pos
 	s.stats.PeerMarks++
+	// While the log lacks changes, a mark could claim what it lacks: the
+	// position goes into the snapshot that makes the log whole instead.
+	if s.overflowLocked() || s.lacking {
+		s.mu.Unlock()
+		return
+	}
+	s.buf = appendPeer(s.buf, name, pos)
 	s.mu.Unlock()
 	s.kickWriter()
 }
@@ -409,8 +476,8 @@ func (s *Store) MarkPeer(name string, pos PeerPos) {
 func (s *Store) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ioErr != nil {
-		return s.ioErr
+	if err := s.refusalLocked(); err != nil {
+		return err
 	}
 	if s.closed {
 		return ErrClosed
@@ -434,6 +501,11 @@ func (s *Store) Close() error {
 	s.closing.Store(true)
 	s.kickWriter()
 	<-s.writerDone
+	s.mu.Lock()
+	if s.rebuild != nil {
+		s.rebuild.Stop()
+	}
+	s.mu.Unlock()
 	if s.stopSync != nil {
 		close(s.stopSync)
 		<-s.syncerDone

@@ -42,8 +42,9 @@ func (s *Store) writer() {
 		rot := s.rotReq
 		s.rotReq = nil
 		var peers map[string]PeerPos
+		clears := false
 		if rot != nil {
-			peers = maps.Clone(s.peers)
+			peers, clears = maps.Clone(s.peers), s.lacking
 		}
 		closing := s.closed
 		s.mu.Unlock()
@@ -56,7 +57,7 @@ func (s *Store) writer() {
 			err = s.syncFile(seq)
 		}
 		if rot != nil {
-			r := rotation{seq: seq, peers: peers, err: err}
+			r := rotation{seq: seq, peers: peers, err: err, clears: clears}
 			if err == nil {
 				r.num, r.err = s.rotate(seq)
 			}
@@ -415,7 +416,9 @@ func (s *Store) fail(err error) {
 	}
 }
 
-// maybeCompact calls Options.Compact when the log has outgrown its bound.
+// maybeCompact calls Options.Compact when the log has outgrown its bound,
+// or lacks changes dropped during a failure (then again every second until
+// a snapshot holds them).
 func (s *Store) maybeCompact() {
 	if s.opts.Compact == nil {
 		return
@@ -423,7 +426,20 @@ func (s *Store) maybeCompact() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	size := s.logBytesLocked()
-	if s.compacting || s.closed || s.ioErr != nil || size < s.compactAt {
+	if s.compacting || s.closed || s.ioErr != nil {
+		return
+	}
+	switch now := time.Now(); {
+	case s.lacking && now.Before(s.rebuildAt):
+		return
+	case s.lacking:
+		s.rebuildAt = now.Add(time.Second)
+		if s.rebuild == nil {
+			s.rebuild = time.AfterFunc(time.Second, s.kickWriter)
+		} else {
+			s.rebuild.Reset(time.Second)
+		}
+	case size < s.compactAt:
 		return
 	}
 	s.compacting = true
