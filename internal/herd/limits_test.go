@@ -313,3 +313,26 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("refusals not counted:\n%s", grep(text, "rejected"))
 	}
 }
+
+// TestLimitMetrics: refusals and expiry are on /metrics.
+func TestLimitMetrics(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.Locations.MaxClients = 1
+	h := startHerd(t, cfg, nil)
+	g := h.Member("Goloman")
+	ask(t, g.ClientAddr, "IAMAT one +1+1 1")
+	ask(t, g.ClientAddr, "IAMAT two +1+1 1")
+	ask(t, g.ClientAddr, "IAMAT one +1+1 9223372036854775807")
+	text := get(t, "http://"+g.MetricsAddr+"/metrics")
+	for _, want := range []string{
+		`herd_updates_rejected_total{reason="full",server="Goloman"} 1`,
+		`herd_updates_rejected_total{reason="future",server="Goloman"} 1`,
+		`herd_updates_rejected_total{reason="expired",server="Goloman"} 0`,
+		`herd_clients_expired_total{server="Goloman"} 0`,
+		`herd_commands_total{command="IAMAT",outcome="refused",server="Goloman"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s\n%s", want, grep(text, "rejected"))
+		}
+	}
+}

@@ -3,6 +3,8 @@ package location
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,3 +201,38 @@ func benchApplyLocal(b *testing.B, tab *Table) {
 		i++
 	}
 }
+
+// TestRefusalsLoggedOnceAMinute: a burst of refusals of one reason makes
+// one log line, which says how many were refused.
+func TestRefusalsLoggedOnceAMinute(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	c := &clock{t: time.Unix(1000, 0)}
+	tab := NewTable(WithLimits(Limits{MaxClients: 1, MaxClockSkew: time.Hour}), WithClock(c.now), WithLogger(log))
+	tab.ApplyLocal(at(t, "A", "a", 1000))
+	for i := range 100 {
+		tab.ApplyLocal(at(t, "A", fmt.Sprintf("new%d", i), 1000))
+		tab.Apply(at(t, "A", "a", 1_000_000), "N")
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if n := strings.Count(out, "\n"); n != 2 {
+		t.Fatalf("%d log lines for 200 refusals of two reasons, want 2:\n%s", n, out)
+	}
+	if !strings.Contains(out, "max_clients=1") || !strings.Contains(out, "max_clock_skew=1h0m0s") {
+		t.Fatalf("log lacks the limits:\n%s", out)
+	}
+	if s := tab.Stats(); s.RejectedFull != 100 || s.RejectedFuture != 100 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
