@@ -57,42 +57,43 @@ type Stats struct {
 	Expired         uint64 // records forgotten by Expire
 }
 
+// reason indexes the counters of a refusal reason.
+type reason int
+
+const (
+	reasonFuture reason = iota
+	reasonFull
+	reasonExpired
+	numReasons
+)
+
+func reasonOf(err error) reason {
+	switch err {
+	case ErrFuture:
+		return reasonFuture
+	case ErrFull:
+		return reasonFull
+	}
+	return reasonExpired
+}
+
 type counters struct {
-	future, full, tooOld, expired atomic.Uint64
-	// refusedSince counts refusals since the last log line, by reason.
-	sinceFuture, sinceFull, sinceOld atomic.Uint64
+	refused [numReasons]atomic.Uint64 // since NewTable
+	since   [numReasons]atomic.Uint64 // since the reason was last logged
+	expired atomic.Uint64             // forgotten by Expire
 }
 
-func (c *counters) count(err error) {
-	switch err {
-	case ErrFuture:
-		c.future.Add(1)
-		c.sinceFuture.Add(1)
-	case ErrFull:
-		c.full.Add(1)
-		c.sinceFull.Add(1)
-	case ErrExpired:
-		c.tooOld.Add(1)
-		c.sinceOld.Add(1)
-	}
-}
-
-func (c *counters) takeSince(err error) uint64 {
-	switch err {
-	case ErrFuture:
-		return c.sinceFuture.Swap(0)
-	case ErrFull:
-		return c.sinceFull.Swap(0)
-	}
-	return c.sinceOld.Swap(0)
+func (c *counters) count(r reason) {
+	c.refused[r].Add(1)
+	c.since[r].Add(1)
 }
 
 // Stats returns the table's counts.
 func (t *Table) Stats() Stats {
 	return Stats{
-		RejectedFuture:  t.stats.future.Load(),
-		RejectedFull:    t.stats.full.Load(),
-		RejectedExpired: t.stats.tooOld.Load(),
+		RejectedFuture:  t.stats.refused[reasonFuture].Load(),
+		RejectedFull:    t.stats.refused[reasonFull].Load(),
+		RejectedExpired: t.stats.refused[reasonExpired].Load(),
 		Expired:         t.stats.expired.Load(),
 	}
 }
@@ -157,31 +158,26 @@ func (b bounds) expired(e entry) bool {
 }
 
 // refuse counts a refused record and logs it if no refusal of that reason
-// was logged in the last minute.
+// was logged in the last minute. It takes no lock: a flood of refused
+// records does not slow the table's changes.
 func (t *Table) refuse(err error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.refuseLocked(err)
-}
-
-// refuseLocked is refuse with t.mu held.
-func (t *Table) refuseLocked(err error) {
-	t.stats.count(err)
-	now := time.Now()
-	if now.Sub(t.lastWarn[err]) < warnEvery {
+	r := reasonOf(err)
+	t.stats.count(r)
+	now := time.Now().UnixNano()
+	last := t.lastWarn[r].Load()
+	if now-last < int64(warnEvery) || !t.lastWarn[r].CompareAndSwap(last, now) {
 		return
 	}
-	t.lastWarn[err] = now
-	args := []any{"reason", err.Error(), "refused", t.stats.takeSince(err)}
-	switch err {
-	case ErrFull:
+	args := []any{"reason", err.Error(), "refused", t.stats.since[r].Swap(0)}
+	switch r {
+	case reasonFull:
 		args = append(args, "max_clients", t.lim.MaxClients)
-	case ErrFuture:
+	case reasonFuture:
 		args = append(args, "max_clock_skew", t.lim.MaxClockSkew.String())
-	case ErrExpired:
+	case reasonExpired:
 		args = append(args, "ttl", t.lim.TTL.String())
 	}
-	t.log.Warn("location updates refused (logged at most once a minute)", args...)
+	t.log.Warn("location updates refused (logged at most once a minute per reason)", args...)
 }
 
 // Expire forgets every record older than the TTL and returns how many it

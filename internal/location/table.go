@@ -98,13 +98,14 @@ const shardCount = 64
 // is what lets a neighbour ask for "everything after change N" when it
 // reconnects, and lets a log record changes in order.
 type Table struct {
-	seed   maphash.Seed
-	shards [shardCount]shard
-	lim    Limits           // immutable after NewTable
-	now    func() time.Time // immutable after NewTable
-	log    *slog.Logger     // immutable after NewTable
-	n      atomic.Int64     // records held, expired ones not yet swept included
-	stats  counters
+	seed     maphash.Seed
+	shards   [shardCount]shard
+	lim      Limits           // immutable after NewTable
+	now      func() time.Time // immutable after NewTable
+	log      *slog.Logger     // immutable after NewTable
+	n        atomic.Int64     // records held, expired ones not yet swept included
+	stats    counters
+	lastWarn [numReasons]atomic.Int64 // when a refusal was last logged, by reason (Unix ns)
 
 	mu    sync.Mutex // orders changes: guards seq, hooks and froms, held while hooks run
 	seq   uint64     // the Seq of the latest change
@@ -116,8 +117,6 @@ type Table struct {
 	froms [256]string
 	fromN int              // guarded by mu: indexes used
 	fromI map[string]uint8 // guarded by mu: index of each name in froms
-	// lastWarn is when a refusal was last logged, by reason; guarded by mu.
-	lastWarn map[error]time.Time
 }
 
 // Hook sees every change of a Table, in Seq order, while the table's change
@@ -244,7 +243,7 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 	for _, r := range recs {
 		t.seq = max(t.seq, r.Seq)
 		if err := b.check(r.Time); err != nil {
-			t.stats.count(err)
+			t.stats.count(reasonOf(err))
 			dropped[err]++
 			continue
 		}
@@ -275,7 +274,7 @@ func (t *Table) recordLocked(e entry, clientLen int) Record {
 // NewTable returns an empty table. Without options it bounds nothing.
 func NewTable(opts ...Option) *Table {
 	t := &Table{seed: maphash.MakeSeed(), fromN: 1, fromI: map[string]uint8{}, now: time.Now,
-		log: slog.New(slog.DiscardHandler), lastWarn: map[error]time.Time{}}
+		log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(t)
 	}
@@ -350,7 +349,7 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
 		}
 	} else if t.lim.MaxClients > 0 && t.n.Load() >= int64(t.lim.MaxClients) {
 		s.mu.Unlock()
-		t.refuseLocked(ErrFull)
+		t.refuse(ErrFull)
 		return Record{}, false, ErrFull
 	}
 	t.seq++
