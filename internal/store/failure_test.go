@@ -31,6 +31,28 @@ type faults struct {
 	syncErr   error // fsyncs fail with it, and lose what was written since the last good one
 	writes    int   // failed writes
 	syncFails int   // failed fsyncs
+	// flapWrites and flapSyncs, if set, make writes (fsyncs) fail for one
+	// stretch of that many calls in five, with ENOSPC (EIO).
+	flapWrites, flapSyncs int
+	nWrites, nSyncs       int
+}
+
+// flapLocked applies flapWrites and flapSyncs before a call.
+func (fs *faults) flapLocked(write bool) {
+	if write && fs.flapWrites > 0 {
+		fs.nWrites++
+		fs.writeErr = nil
+		if (fs.nWrites/fs.flapWrites)%5 == 4 {
+			fs.writeErr = syscall.ENOSPC
+		}
+	}
+	if !write && fs.flapSyncs > 0 {
+		fs.nSyncs++
+		fs.syncErr = nil
+		if (fs.nSyncs/fs.flapSyncs)%5 == 4 {
+			fs.syncErr = syscall.EIO
+		}
+	}
 }
 
 func (fs *faults) set(write, sync error) {
@@ -55,6 +77,7 @@ type faultFile struct {
 func (f *faultFile) Write(p []byte) (int, error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	f.fs.flapLocked(true)
 	if err := f.fs.writeErr; err != nil {
 		f.fs.writes++
 		n, _ := f.File.Write(p[:len(p)/2])
@@ -69,6 +92,7 @@ func (f *faultFile) Write(p []byte) (int, error) {
 func (f *faultFile) Sync() error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
+	f.fs.flapLocked(false)
 	if err := f.fs.syncErr; err != nil {
 		f.fs.syncFails++
 		// As after a failed writeback: what was written since the last
