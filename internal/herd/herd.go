@@ -305,11 +305,14 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	}
 	m.Peers.Start()
 	logger.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "metrics", m.MetricsAddr, "http", m.HTTPAddr, "neighbors", names(neighbors))
+	where := []any{"addr", m.ClientAddr, "peer_addr", m.PeerAddr}
 	if m.MetricsAddr != "" {
-		progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr, "status", "http://"+m.MetricsAddr+"/")
-	} else {
-		progress.Info("listening", "addr", m.ClientAddr, "peer_addr", m.PeerAddr)
+		where = append(where, "status", "http://"+m.MetricsAddr+"/")
 	}
+	if m.HTTPAddr != "" {
+		where = append(where, "http", m.HTTPAddr)
+	}
+	progress.Info("listening", where...)
 	return m, nil
 }
 

@@ -192,7 +192,7 @@ func TestOwnTracksFamilyAcrossServers(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "alice at Welsh", func() bool { return known(welsh, "alice/phone") != "" && known(welsh, "carol/phone") != "" })
 	f := post(welsh, "bob", "bob-secret-token-012345", "phone", `{"_type":"location","lat":48.8606,"lon":2.3376,"tst":1621464829}`)
-	if len(f) != 1 || f[0]["topic"] != "owntracks/alice/phone" || f[0]["tid"] != "ne" || f[0]["lat"] != 48.856826 {
+	if len(f) != 1 || f[0]["topic"] != "owntracks/alice/phone" || f[0]["tid"] != "AP" || f[0]["lat"] != 48.856826 {
 		t.Fatalf("bob's friends at Welsh: %v", f)
 	}
 	waitFor(t, 5*time.Second, "bob at Hands", func() bool { return known(hands, "bob/phone") != "" })

@@ -464,7 +464,7 @@ func TestOwnTracks(t *testing.T) {
 		body:   `{"_type":"location","lat":48.8606,"lon":2.3376,"tst":1621464829,"tid":"bp","acc":5,"batt":40}`}
 	r = e.do(bob)
 	friends := decode[[]map[string]any](t, r.body)
-	if r.code != 200 || len(friends) != 1 || friends[0]["_type"] != "location" || friends[0]["tid"] != "ne" ||
+	if r.code != 200 || len(friends) != 1 || friends[0]["_type"] != "location" || friends[0]["tid"] != "AP" ||
 		friends[0]["lat"] != 48.856826 || friends[0]["lon"] != 2.292713 || friends[0]["tst"] != 1621464827.0 ||
 		friends[0]["topic"] != "owntracks/alice/phone" {
 		t.Fatalf("bob's friends: %d %s", r.code, r.body)

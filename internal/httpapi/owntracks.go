@@ -135,22 +135,25 @@ func (a *API) friends(g Grant, self string) []ownTracksOut {
 	return out
 }
 
-// TrackerID is the tid the app shows on a friend's pin: the last two
-// characters of the device (the part of the client id after its last
-// "/"), or of the whole id when it has no "/" — the app's own default.
+// TrackerID is the tid the app shows on a friend's pin: the initials of
+// USER and DEVICE for a client id USER/DEVICE ("alice/phone" is "AP"), or
+// the first two characters of any other id, in upper case. (The app's own
+// default, the last two characters of the topic, would give every
+// family member's "phone" the same "ne".)
 func TrackerID(client string) string {
-	dev := client
-	if i := strings.LastIndexByte(client, '/'); i >= 0 && i < len(client)-1 {
-		dev = client[i+1:]
+	first := func(s string) string {
+		_, size := utf8.DecodeRuneInString(s)
+		return s[:size]
 	}
-	n := utf8.RuneCountInString(dev)
-	if n <= 2 {
-		return dev
+	var tid string
+	if user, dev, ok := strings.Cut(client, "/"); ok && user != "" && dev != "" {
+		if i := strings.LastIndexByte(dev, '/'); i >= 0 && i < len(dev)-1 {
+			dev = dev[i+1:]
+		}
+		tid = first(user) + first(dev)
+	} else {
+		tid = first(client)
+		tid += first(client[len(tid):])
 	}
-	i := len(dev)
-	for k := 0; k < 2; k++ {
-		_, size := utf8.DecodeLastRuneInString(dev[:i])
-		i -= size
-	}
-	return dev[i:]
+	return strings.ToUpper(tid)
 }
