@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -329,9 +330,9 @@ func TestFullTable(t *testing.T) {
 }
 
 func TestStoreFailureIs503(t *testing.T) {
-	var failing bool
+	var failing atomic.Bool
 	e := newEnv(t, envOptions{durable: func(done chan<- error) {
-		if failing {
+		if failing.Load() {
 			done <- errors.New("write data/Goloman/log: no space left on device")
 			return
 		}
@@ -340,7 +341,7 @@ func TestStoreFailureIs503(t *testing.T) {
 	if r := e.do(req{method: "POST", path: "/v1/locations", body: `{"client": "a", "lat": 1, "lon": 2, "time": "1621464000"}`}); r.code != 200 {
 		t.Fatal(r.code, r.body)
 	}
-	failing = true
+	failing.Store(true)
 	r := e.do(req{method: "POST", path: "/v1/locations", body: `{"client": "a", "lat": 1, "lon": 2, "time": "1621464001"}`})
 	if r.code != 503 || !strings.Contains(r.body, "not acknowledged") {
 		t.Fatalf("%d %s", r.code, r.body)
