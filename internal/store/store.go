@@ -235,8 +235,10 @@ type Store struct {
 }
 
 // Open opens the store in o.Dir, creating it if needed, recovers its state
-// and starts a new log segment. A damaged log tail is logged and truncated;
-// a damaged snapshot is an error.
+// and starts a new run and a new log segment. A write cut short at the end
+// of the newest segment is logged and cut; any other damage or missing
+// file is a *Damage error naming the file and the offset, and Open then
+// changes nothing.
 func Open(o Options) (*Store, *State, error) {
 	if o.Dir == "" {
 		return nil, nil, errors.New("store: no directory")
