@@ -103,7 +103,7 @@ type Table struct {
 	lim      Limits           // immutable after NewTable
 	now      func() time.Time // immutable after NewTable
 	log      *slog.Logger     // immutable after NewTable
-	n        atomic.Int64     // records held, expired ones not yet swept included
+	n        atomic.Int64     // entries in all shards (expired ones not yet swept included): whatever adds or deletes one updates it
 	stats    counters
 	lastWarn [numReasons]atomic.Int64 // when a refusal was last logged, by reason (Unix ns)
 
