@@ -57,7 +57,7 @@ func (m *Member) startHTTP(ln net.Listener, tlsConfig *tls.Config, logger *slog.
 		Logger: logger, Registerer: m.Metrics.Registry(), ServerName: m.Name,
 	})
 	m.HTTPAddr = ln.Addr().String()
-	m.api = httpapi.NewServer(api, tlsConfig)
+	m.api = httpapi.NewServer(api, tlsConfig, logger.With("listener", "http"))
 	go func() {
 		var err error
 		if tlsConfig != nil {

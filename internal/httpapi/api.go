@@ -349,10 +349,9 @@ func (a *API) store(ctx context.Context, r *http.Request, lines [][]byte, cmds [
 	}
 	out, err := a.o.Backend.ReportAll(ctx, cmds, recv)
 	for i, l := range lines {
-		switch {
-		case i < len(out) && err == nil:
+		if i < len(out) && !errors.Is(err, server.ErrNotDurable) {
 			a.o.Backend.LogClientLine("client output", w, []byte(out[i].Record.Line))
-		default:
+		} else {
 			a.o.Backend.LogClientLine("client output", w, append([]byte("? "), l...))
 		}
 	}

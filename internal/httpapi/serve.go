@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net/http"
 	"time"
 )
@@ -17,11 +18,12 @@ const (
 )
 
 // NewServer returns the http.Server of a member's http listener, with the
-// timeouts above; tlsConfig, if not nil, makes it speak HTTPS only. Serve
+// timeouts above and net/http's own errors (failed TLS handshakes and the
+// like) logged to logger; tlsConfig, if not nil, makes it speak HTTPS only. Serve
 // it with Serve (which speaks TLS when tlsConfig is set); Shutdown stops
 // accepting, lets requests in flight finish until its context is done, and
 // closes idle keep-alive connections.
-func NewServer(h http.Handler, tlsConfig *tls.Config) *http.Server {
+func NewServer(h http.Handler, tlsConfig *tls.Config, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		TLSConfig:         tlsConfig,
@@ -30,5 +32,6 @@ func NewServer(h http.Handler, tlsConfig *tls.Config) *http.Server {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelInfo),
 	}
 }
