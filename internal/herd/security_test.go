@@ -450,7 +450,9 @@ func TestSecretLinkRefusesInjection(t *testing.T) {
 	holiday, welsh, _ := mitm(t, func(up bool, b []byte) []byte {
 		mu.Lock()
 		defer mu.Unlock()
-		if up && inject {
+		// Into the chunk that carries the carrier's record: the live
+		// connection's, after its handshake.
+		if up && inject && bytes.Contains(b, []byte(" carrier ")) {
 			inject = false
 			return append(slices.Clone(b), "AT Holiday +0.000000001 victim +1+1 5 0123456789abcdef0123456789abcdef\n"...)
 		}

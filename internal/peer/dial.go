@@ -94,9 +94,16 @@ func (m *Manager) dialOnce(l *link) error {
 		nc.Close()
 		return nil
 	}
+	// Attached here, not in the serving goroutine, so the dial loop sees
+	// the link up and does not dial a second connection.
+	c := m.attach(l, nc, r, m.name, key)
+	if c == nil {
+		m.wg.Done()
+		return nil
+	}
 	go func() {
 		defer m.wg.Done()
-		m.run(l, nc, r, m.name, key)
+		m.serve(l, c)
 	}()
 	return nil
 }

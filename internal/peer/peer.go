@@ -279,10 +279,20 @@ func (l *link) current() *conn {
 // record, its code and line ending.
 const messageBufSize = protocol.MaxRecordBytes + 2*macLen + 8
 
-// run registers an authenticated connection as the link's live one (or
-// drops it as a duplicate), then serves it until it fails. r holds what was
-// read past the handshake; key authenticates messages (nil: none).
+// run serves an authenticated connection until it fails, unless it is
+// dropped as a duplicate. r holds what was read past the handshake; key
+// authenticates messages (nil: none).
 func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key []byte) {
+	if c := m.attach(l, nc, r, dialer, key); c != nil {
+		m.serve(l, c)
+	}
+}
+
+// attach registers an authenticated connection as the link's live one and
+// returns it, or drops it as a duplicate (see the package comment) and
+// returns nil. Once it returns, the link's current connection is settled:
+// a dialer that checks it next does not dial again.
+func (m *Manager) attach(l *link, nc net.Conn, r *bufio.Reader, dialer string, key []byte) *conn {
 	c := &conn{nc: nc, key: key, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
 		syncReq: make(chan Pos, 1), retire: make(chan struct{}), closed: make(chan struct{})}
 	c.r = &lineReader{r: rebuffer(r, nc, messageBufSize)}
@@ -302,7 +312,7 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key 
 		lw.lineString("DUPLICATE")
 		lw.w.Flush()
 		nc.Close()
-		return
+		return nil
 	}
 	if m.ctx.Err() != nil { // Close may have missed c
 		c.close(CloseShutdown, "server shutting down")
@@ -312,6 +322,13 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key 
 	} else {
 		m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer, "auth", m.auth.Mode())
 	}
+	return c
+}
+
+// serve runs c's writer and reader until the connection fails, then
+// retires it from the link.
+func (m *Manager) serve(l *link, c *conn) {
+	nc := c.nc
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -321,12 +338,14 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key 
 	<-done
 	nc.Close()
 	l.mu.Lock()
-	wasLive := l.cur == c
-	if wasLive {
+	if l.cur == c {
 		l.cur = nil
 	}
 	l.mu.Unlock()
-	if wasLive && !c.dup.Load() {
+	// Every connection that got here was the live one; unless it ended
+	// because another took its place, the link went down (even if a
+	// redial has already replaced it).
+	if c.reason != CloseReplaced && c.reason != CloseDuplicate && !c.dup.Load() {
 		l.downs[c.reason].Add(1)
 		level := slog.LevelInfo
 		if c.reason == CloseBadMAC || c.reason == CloseLineTooLong {

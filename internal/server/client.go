@@ -2,19 +2,16 @@ package server
 
 import (
 	"bufio"
-	"context"
+	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
 
-	"herd/internal/location"
 	"herd/internal/metrics"
 	"herd/internal/peer"
-	"herd/internal/places"
 	"herd/internal/protocol"
 )
 
@@ -140,6 +137,12 @@ func (s *Server) handleClient(nc net.Conn) {
 		close(c.q)
 		<-c.writerDone
 	}
+	if reason == reasonIdle {
+		// Replies may wait in the kernel for a client that stopped reading;
+		// a reset drops them, and reaches such a client, where the closing
+		// handshake queued behind them would not.
+		resetOnClose(c.nc)
+	}
 	c.nc.Close()
 	s.log.Info("client disconnected", "client", remote, "reason", reason)
 }
@@ -193,7 +196,7 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 				if s.closing() {
 					return "server shutting down"
 				}
-				return "idle timeout"
+				return reasonIdle
 			default:
 				return err.Error()
 			}
@@ -244,19 +247,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 }
 
 // logLine logs a line in ("client input") or out ("client output").
-func (c *clientConn) logLine(msg string, line []byte) {
-	if f := c.s.o.LineLog; f != nil {
-		f(msg, c.remote, line)
-		return
-	}
-	if c.s.log.Enabled(context.Background(), slog.LevelInfo) {
-		key := "line"
-		if msg == "client output" {
-			key = "reply"
-		}
-		c.s.log.Info(msg, "client", c.remote, key, string(line))
-	}
-}
+func (c *clientConn) logLine(msg string, line []byte) { c.s.LogClientLine(msg, c.remote, line) }
 
 func trimEOL(line []byte) []byte {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
@@ -322,71 +313,25 @@ func (c *clientConn) dispatch(raw []byte) {
 var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
 
 // iamat stores the location if it is newer, floods it, and appends the AT
-// line now stored for the client. When the table's limits refuse the
-// location (a time too far ahead, a full table, an expired time) it
-// appends nothing and returns why.
+// line now stored for the client (see Server.storeIAMAT, the write path
+// every front end shares).
 func (c *clientConn) iamat(dst []byte, recv time.Time, cmd *protocol.Command) ([]byte, error) {
-	s := c.s
-	if old, ok := s.o.Table.GetBytes(cmd.Client); ok && old.Time.Compare(cmd.Time) >= 0 {
-		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
-		return append(dst, old.Line...), nil
-	}
-	start := len(dst)
-	dst = protocol.AppendAT(dst, s.o.Name, recv, cmd)
-	// The line ends with "<client> <location> <time>": the client id sits
-	// at a known offset from the end, so the record needs no parsing.
-	line := string(dst[start:])
-	off := len(line) - len(cmd.TimeText) - 1 - len(cmd.Loc) - 1 - len(cmd.Client)
-	rec := location.Record{Line: line, Client: line[off : off+len(cmd.Client)], Time: cmd.Time}
-	// ApplyLocal runs the table's change hooks, which queue the update to
-	// every neighbour: the flood starts before the client sees its reply,
-	// so a client that asks another server right after finds it on its way.
-	stored, changed, err := s.o.Table.ApplyLocal(rec)
-	switch {
-	case err != nil:
-		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeRefused)
-		return dst[:start], err
-	case !changed:
-		s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeStale)
-		return append(dst[:start], stored.Line...), nil
-	}
-	s.o.Metrics.Command(metrics.CmdIAMAT, metrics.OutcomeOK)
-	return dst, nil
+	dst, _, _, err := c.s.storeIAMAT(dst, recv, cmd)
+	return dst, err
 }
 
 // whatsat starts answering a WHATSAT for a known client and reports whether
 // it did; the reply's done channel is closed when buf holds the answer.
 func (c *clientConn) whatsat(rp *reply, cmd *protocol.Command) bool {
 	s := c.s
-	rec, ok := s.o.Table.GetBytes(cmd.Client)
+	rec, q, ok := s.whatsatQuery(cmd)
 	if !ok {
 		return false
 	}
-	at, err := protocol.ParseAT([]byte(rec.Line))
-	if err != nil {
-		return false
-	}
-	q := places.Query{Lat: at.Lat, Lng: at.Lng, RadiusM: cmd.RadiusKm * 1000, Bound: cmd.Bound}
 	rp.done = make(chan struct{})
 	go func() {
 		defer close(rp.done)
-		ctx, cancel := context.WithTimeout(s.ctx, s.o.PlacesTimeout)
-		defer cancel()
-		start := time.Now()
-		resp, err := s.o.Finder.Nearby(ctx, q)
-		result, outcome := "ok", metrics.OutcomeOK
-		switch {
-		case err != nil:
-			result, outcome = "error", metrics.OutcomePlacesError
-			s.log.Warn("places lookup failed", "client", c.remote, "err", err.Error())
-			resp = places.ErrorResponse(places.StatusUnknownError, "places service failed: "+err.Error())
-		case resp.Status != places.StatusOK && resp.Status != places.StatusZeroResults:
-			result, outcome = "status", metrics.OutcomePlacesError
-			s.log.Warn("places lookup answered "+resp.Status, "client", c.remote, "error_message", resp.ErrorMessage)
-		}
-		s.o.Metrics.Places(time.Since(start), result)
-		s.o.Metrics.Command(metrics.CmdWHATSAT, outcome)
-		rp.buf = appendWhatsat(rp.buf[:0], rec.Line, resp.Render(q.Bound))
+		rp.buf = appendWhatsat(rp.buf[:0], rec.Line, s.nearby(s.ctx, c.remote, q))
 	}()
 	return true
 }
@@ -476,6 +421,23 @@ func (c *clientConn) failed(err error) bool {
 		return false
 	}
 	c.s.log.Warn("client write failed: closing connection", "client", c.remote, "err", err.Error())
+	resetOnClose(c.nc)
 	c.nc.Close()
 	return true
+}
+
+// reasonIdle is why a connection silent for client.idle_timeout ended.
+const reasonIdle = "idle timeout"
+
+// resetOnClose makes closing nc reset the connection: replies the client
+// did not read are dropped at once instead of holding kernel buffers (and
+// the closing handshake, queued behind them, would never reach a client
+// that does not read).
+func resetOnClose(nc net.Conn) {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }

@@ -89,6 +89,7 @@ func Handler(o Options) http.Handler {
 		files.ServeHTTP(w, r)
 	})))
 	mux.Handle("GET /api/state", guard(http.HandlerFunc(h.state)))
+	mux.HandleFunc("OPTIONS /api/state", h.preflight)
 	mux.Handle("GET /events", guard(http.HandlerFunc(h.events)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -212,6 +213,25 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 		}
 	}
+}
+
+// preflight answers a browser's CORS preflight for /api/state: allowed for
+// the herd's own status pages, so a page holding the token may send it as
+// Authorization: Bearer to the other servers.
+func (h *handler) preflight(w http.ResponseWriter, r *http.Request) {
+	o := r.Header.Get("Origin")
+	if o == "" || h.allowOrigin == nil || !h.allowOrigin(o) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", o)
+	hdr.Set("Access-Control-Allow-Credentials", "true")
+	hdr.Set("Access-Control-Allow-Methods", "GET")
+	hdr.Set("Access-Control-Allow-Headers", "Authorization")
+	hdr.Set("Access-Control-Max-Age", "600")
+	hdr.Add("Vary", "Origin")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // stateJSON returns src() as JSON, cleaned by wireState.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/goleak"
 
@@ -47,6 +49,9 @@ var topology = map[string][]string{
 }
 
 var names = []string{"Goloman", "Hands", "Holiday", "Welsh", "Wilkes"}
+
+// token opens every fake server's status page, as [metrics] token_file does.
+const token = "e2e-status-page-token-0123456789"
 
 // fakeServer is one server of the herd as its status listener sees it: a
 // status.Handler on 127.0.0.1 fed by a State the test changes.
@@ -107,6 +112,10 @@ func startHerd(t *testing.T) map[string]*fakeServer {
 			Neighbors: topology[name],
 		})
 	}
+	origins := map[string]bool{}
+	for _, n := range nodes {
+		origins["http://"+n.Metrics] = true
+	}
 	started := time.Now().Add(-83 * time.Minute)
 	for i, name := range names {
 		s := herd[name]
@@ -127,7 +136,8 @@ func startHerd(t *testing.T) map[string]*fakeServer {
 			Links: links,
 			Herd:  nodes,
 		}
-		s.http = &http.Server{Handler: status.Handler(status.Options{State: s.State}), ReadHeaderTimeout: 5 * time.Second}
+		h := status.Handler(status.Options{State: s.State, Token: token, AllowOrigin: func(o string) bool { return origins[o] }})
+		s.http = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			defer close(s.served)
 			if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
@@ -258,8 +268,21 @@ func TestStatusPage(t *testing.T) {
 	url := "http://" + herd["Goloman"].ln.Addr().String() + "/"
 	nav, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if err := chromedp.Do(nav, chromedp.Navigate(url)); err != nil {
-		t.Fatalf("open %s: %v", url, err)
+	// Without the token the browser cannot open the page (headless, it has
+	// no prompt to ask for one).
+	if err := chromedp.Do(nav, chromedp.Navigate(url)); err == nil || !strings.Contains(err.Error(), "ERR_INVALID_AUTH_CREDENTIALS") {
+		t.Fatalf("open %s without the token: %v, want an authentication error", url, err)
+	}
+	// Logged in: every request of the page carries the token.
+	login := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": "Bearer " + token}})
+		return err
+	})
+	if err := chromedp.Do(nav, login, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s with the token: %v", url, err)
 	}
 
 	waitFor(t, ctx, 10*time.Second, "five servers, all up",
