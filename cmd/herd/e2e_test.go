@@ -105,7 +105,8 @@ peer_addr = %q
 			t.Fatal(err)
 		}
 		procs[name] = cmd
-		waitFor(t, 5*time.Second, name+" to listen", func() bool {
+		// Generous: a loaded machine may take seconds to start a process.
+		waitFor(t, 30*time.Second, name+" to listen", func() bool {
 			nc, err := net.DialTimeout("tcp", addrs[name], time.Second)
 			if err == nil {
 				nc.Close()

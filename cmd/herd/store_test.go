@@ -96,7 +96,7 @@ func TestStoreUsage(t *testing.T) {
 func TestServeRefusesDamagedStore(t *testing.T) {
 	dataDir, file, off := damagedDataDir(t)
 	cfg := filepath.Join(t.TempDir(), "herd.toml")
-	conf := fmt.Sprintf("data_dir = %q\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n", dataDir)
+	conf := fmt.Sprintf("log_dir = \"\"\ndata_dir = %q\n[[server]]\nname = \"A\"\naddr = \"127.0.0.1:0\"\n", dataDir)
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
