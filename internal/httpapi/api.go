@@ -131,7 +131,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	probe := &statusWriter{ResponseWriter: discardBody{w}}
 	h.ServeHTTP(probe, r)
 	code := probe.code()
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		h.ServeHTTP(w, r) // a redirect to the clean path
+		a.metrics.observe("unmatched", code, time.Since(start))
+		return
+	}
 	msg := "no such endpoint: see docs/HTTP.md"
+	if strings.HasPrefix(r.URL.Path, "/v1/clients/") {
+		msg += ` (a "/" in a client id is written %2F: /v1/clients/alice%2Fphone)`
+	}
 	if code == http.StatusMethodNotAllowed {
 		msg = "method " + r.Method + " not allowed here (allowed: " + w.Header().Get("Allow") + ")"
 	}

@@ -282,6 +282,8 @@ func TestBadInput(t *testing.T) {
 		{"unknown route", req{method: "GET", path: "/v2/nothing"}, 404, "no such endpoint"},
 		{"wrong method", req{method: "DELETE", path: "/osmand"}, 405, "not allowed"},
 		{"GET locations", req{method: "GET", path: "/v1/locations"}, 405, "not allowed"},
+		{"trailing slash", req{method: "POST", path: "/v1/locations/", body: `{"client": "a", "lat": 1, "lon": 2}`}, 404, "no such endpoint"},
+		{"client path too deep", req{method: "GET", path: "/v1/clients/alice/phone"}, 404, "no such endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
