@@ -7,8 +7,10 @@
 #
 # What it checks (one test; the last line is "netns: N passed, M failed"):
 #   1. five `herd serve NAME` processes, one per namespace, on 10.213.0.11–15,
-#      with peer links authenticated by a shared secret, bring up all six links
-#      of the default topology;
+#      with peer links over mutual TLS (certificates made by `herd certs`),
+#      bring up all six links of the default topology;
+#   1b. a stranger on another "machine" speaking the peer protocol in plain
+#      text to a peer port is refused;
 #   2. an IAMAT sent to Hands reaches Welsh, the server farthest from it
 #      (Hands → Goloman/Wilkes → Holiday → Welsh), byte for byte;
 #   3. with Welsh's cable pulled (its veth end on the bridge set down), a newer
@@ -176,8 +178,6 @@ done
 plug "$clientns" "$CLIENT_IP" vbc
 
 # ---------------------------------------------------------------- config
-head -c 32 /dev/urandom | base64 >"$tmp/peer.secret"
-chmod 600 "$tmp/peer.secret"
 neighbors_of() { # the servers NAME talks with (both directions of LINKS), as a TOML array
 	local me=$1 l a b out=""
 	for l in "${LINKS[@]}"; do
@@ -190,13 +190,17 @@ neighbors_of() { # the servers NAME talks with (both directions of LINKS), as a 
 {
 	echo "# written by scripts/netns-test.sh: one server per network namespace"
 	echo "log_dir = \"$tmp/logs\""
-	echo "peer_secret_file = \"$tmp/peer.secret\""
 	echo
 	echo "[peer]                # short timers so that a pulled cable is noticed quickly"
 	echo "heartbeat = \"500ms\""
 	echo "dead_after = \"2s\""
 	echo "dial_timeout = \"1s\""
 	echo "retry_max = \"500ms\""
+	echo
+	echo "[peer.tls]            # made by herd certs below"
+	echo "ca_file = \"$tmp/certs/ca.crt\""
+	echo "cert_file = \"$tmp/certs/{name}.crt\""
+	echo "key_file = \"$tmp/certs/{name}.key\""
 	for s in "${SERVERS[@]}"; do
 		echo
 		echo "[[server]]"
@@ -206,6 +210,8 @@ neighbors_of() { # the servers NAME talks with (both directions of LINKS), as a 
 		echo "neighbors = $(neighbors_of "$s")"
 	done
 } >"$tmp/herd.toml"
+"$herd" certs -config "$tmp/herd.toml" -dir "$tmp/certs" >"$tmp/certs.out" || fail "herd certs failed: $(cat "$tmp/certs.out")"
+say "herd certs wrote $(grep -c '^wrote' "$tmp/certs.out") files"
 
 # ---------------------------------------------------------------- herd
 for s in "${SERVERS[@]}"; do
@@ -272,6 +278,17 @@ for l in "${LINKS[@]}"; do
 	done
 done
 ok "all ${#LINKS[@]} authenticated peer links are up across namespaces"
+tls_ups=$(grep -hF '"msg":"peer link up"' "$tmp"/logs/*.log | grep -cF '"auth":"tls"' || true)
+[ "$tls_ups" -ge $((2 * ${#LINKS[@]})) ] || fail "only $tls_ups link-up records say auth=tls"
+ok "every link is mutual TLS"
+
+# 1b. A stranger on another machine: a plaintext hello to a TLS peer port.
+stranger=$(timeout 5 ip netns exec "$clientns" bash -c \
+	"exec 3<>/dev/tcp/${IP[Goloman]}/$PEER_PORT; printf 'HERD-PEER 2 Hands Goloman %s\nHERD-PEER-AUTH -\nSYNC 0 0\n' $(printf '0f%.0s' $(seq 16)) >&3; cat <&3" 2>&1) || true
+case $stranger in
+"HERD-PEER-ERR 2 this port speaks TLS"*) ok "a stranger's plaintext hello from $CLIENT_IP is refused" ;;
+*) fail "a stranger's plaintext hello was answered: $stranger" ;;
+esac
 
 # 1. Flooding across hosts: Hands → … → Welsh.
 id="netns-$$.example"
