@@ -46,12 +46,17 @@ func TestCrashHelper(t *testing.T) {
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {
-			for i := range 50_000 { // bounded: the parent kills us long before
+			// Bounded by acknowledgements, not attempts, so a disk that
+			// fails most writes still reaches what the parent waits for;
+			// the parent kills us long before either bound.
+			deadline := time.Now().Add(2 * time.Minute)
+			for i, acked := 0, 0; acked < 50_000 && i < 10*100_000 && time.Now().Before(deadline); i++ {
 				done := make(chan error, 1)
-				seq := m.set(s, uint64(g*100_000+i), st.Seq+uint64(i), done)
+				seq := m.set(s, uint64(g*10*100_000+i), st.Seq+uint64(i), done)
 				if err := <-done; err != nil {
 					continue // not saved: not acknowledged
 				}
+				acked++
 				outMu.Lock()
 				fmt.Fprintf(os.Stdout, "acked %d\n", seq)
 				outMu.Unlock()
