@@ -244,6 +244,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 		po.OnPosition = func(p string, pos peer.Pos) { m.Store.MarkPeer(p, store.PeerPos{Epoch: pos.Epoch, Seq: pos.Seq}) }
 	}
 	m.Peers = peer.New(po)
+	m.Table.OnChange(m.onChange)
 	var finder places.Finder
 	if h.o.NewFinder != nil {
 		finder = h.o.NewFinder(s.Name)
@@ -252,31 +253,26 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 		finder = unavailable{}
 	}
 	m.Metrics = metrics.New(s.Name, func() metrics.Snapshot { return m.snapshot(finder) })
-	m.Server = server.New(server.Options{
+	so := server.Options{
 		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
 		AcceptPeersOnClientPort: pln == nil, TLS: clientTLS, ShareFDs: h.inProcess(),
-	})
-	if n := m.Server.MaxConns(); n < h.cfg.Client.MaxConns {
-		progress.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
 	}
 	if m.log != nil {
-		m.Server.SetLineLog(m.log.ClientLine)
+		so.LineLog = m.log.ClientLine
 	}
 	if m.Store != nil {
-		m.Server.SetDurable(m.Store.Notify)
+		so.Durable = m.Store.Notify
+	}
+	m.Server = server.New(so)
+	if n := m.Server.MaxConns(); n < h.cfg.Client.MaxConns {
+		progress.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
 	}
 	if mln != nil {
 		m.MetricsAddr = mln.Addr().String()
 		h.mu.Lock()
 		h.metricsAddrs[s.Name] = m.MetricsAddr
 		h.mu.Unlock()
-		m.Table.OnChange(func(r location.Record, from string) {
-			if from == "" {
-				from = status.FromClient
-			}
-			m.Recent.Add(status.Update{Time: time.Now(), Client: r.Client, Line: r.Line, From: from})
-		})
 		m.web = &http.Server{Handler: m.webHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		go m.web.Serve(mln)
 	}
@@ -314,6 +310,23 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	}
 	progress.Info("listening", where...)
 	return m, nil
+}
+
+// onChange is the table's one change hook: every change the table applies
+// (from a client, HTTP or a neighbour) goes, in this order, to the store
+// (so a reply that waits for the disk covers it), to the neighbours' queues
+// (the flood starts before the client's reply), and to the status page.
+func (m *Member) onChange(r location.Record, from string) {
+	if m.Store != nil {
+		m.Store.Append(r.Seq, r.Line, nil)
+	}
+	m.Peers.Enqueue(r, from)
+	if m.web != nil {
+		if from == "" {
+			from = status.FromClient
+		}
+		m.Recent.Add(status.Update{Time: time.Now(), Client: r.Client, Line: r.Line, From: from})
+	}
 }
 
 func names(ns []peer.Neighbor) []string {
@@ -596,7 +609,6 @@ func (m *Member) openStore(cfg *config.Config, logger *slog.Logger) (durability,
 	}
 	m.Table.Restore(recs, state.Seq)
 	m.Store = st
-	m.Table.OnChange(func(r location.Record, _ string) { st.Append(r.Seq, r.Line, nil) })
 	d := durability{runs: state.Runs, positions: map[string]peer.Pos{}}
 	for name, p := range state.Peers {
 		d.positions[name] = peer.Pos{Epoch: p.Epoch, Seq: p.Seq}

@@ -77,11 +77,8 @@ func newEnv(t *testing.T, eo envOptions) *env {
 	cfg := config.Default()
 	srv := server.New(server.Options{
 		Name: "Goloman", Client: cfg.Client, PlacesTimeout: time.Second, Table: table,
-		Finder: fakeFinder{}, Logger: slog.New(slog.DiscardHandler), Now: now,
+		Finder: fakeFinder{}, Logger: slog.New(slog.DiscardHandler), Now: now, Durable: eo.durable,
 	})
-	if eo.durable != nil {
-		srv.SetDurable(eo.durable)
-	}
 	reg := prometheus.NewRegistry()
 	api := New(Options{Backend: srv, Tokens: eo.tokens, MaxBodyBytes: eo.maxBody, Now: now, Registerer: reg, ServerName: "Goloman"})
 	ts := httptest.NewServer(api)

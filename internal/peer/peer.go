@@ -172,7 +172,6 @@ func New(o Options) *Manager {
 	for _, n := range o.Neighbors {
 		m.links[n.Name] = &link{peer: n.Name, addr: n.Addr, pos: o.Positions[n.Name]}
 	}
-	o.Table.OnChange(m.enqueue)
 	return m
 }
 
@@ -207,11 +206,12 @@ func (m *Manager) Close() {
 	m.wg.Wait()
 }
 
-// enqueue is the table's change hook: it queues every change to every
-// live link, in change order, except that a neighbour is not sent back what
-// came from it. It never blocks: a neighbour whose queue is full is dropped,
-// to catch up when it reconnects.
-func (m *Manager) enqueue(rec location.Record, from string) {
+// Enqueue queues a change of the table to every live link; the table's
+// change hook must call it for every change, in change order. A neighbour
+// is not sent back what came from it (from names the neighbour, or is
+// empty). It never blocks: a neighbour whose queue is full is dropped, to
+// catch up when it reconnects.
+func (m *Manager) Enqueue(rec location.Record, from string) {
 	for name, l := range m.links {
 		l.mu.Lock()
 		c := l.cur

@@ -109,11 +109,6 @@ func fitMaxConns(o *Options) {
 // configured max_conns, or less to fit the file-descriptor limit.
 func (s *Server) MaxConns() int { return s.o.Client.MaxConns }
 
-// SetLineLog sets Options.LineLog; call it before Serve.
-func (s *Server) SetLineLog(f func(msg, client string, line []byte)) { s.o.LineLog = f }
-
-// SetDurable sets Options.Durable; call it before Serve.
-func (s *Server) SetDurable(f func(done chan<- error)) { s.o.Durable = f }
 
 // ErrServerClosed is returned by Serve and ServePeers after Shutdown.
 var ErrServerClosed = errors.New("server closed")
