@@ -310,16 +310,12 @@ func spawnHerd(ctx context.Context, e *env, cfg *config.Config, placesKind, logs
 			}
 			return e.getenv(k)
 		}
-		if so.NewFinder, err = finderFactory(ctx, pc, getenv, discard); err != nil {
-			return nil, nil, "", err
-		}
+		so.NewFinder = finderFactory(pc, getenv, discard)
 		placesNote = "herd's google provider and cache, against a fake endpoint at " + fp.URL
 	case "offline":
 		pc := cfg.Places
 		pc.Provider = "offline"
-		if so.NewFinder, err = finderFactory(ctx, pc, e.getenv, discard); err != nil {
-			return nil, nil, "", err
-		}
+		so.NewFinder = finderFactory(pc, e.getenv, discard)
 		placesNote = "the offline gazetteer"
 	default:
 		return nil, nil, "", usagef("-places %q: want google-fake, fixed or offline", placesKind)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 
 	"herd/internal/config"
@@ -15,11 +14,11 @@ import (
 // function giving each server its finder. The offline index is shared by
 // every server of the process; a network provider gets one cache per
 // server, so each server asks the places service itself.
-func finderFactory(_ context.Context, pc config.PlacesConfig, getenv func(string) string, progress *slog.Logger) (func(string) places.Finder, error) {
+func finderFactory(pc config.PlacesConfig, getenv func(string) string, progress *slog.Logger) func(string) places.Finder {
 	if pc.Provider == "offline" {
 		f := offline.New()
 		progress.Info("places: offline GeoNames gazetteer (no key needed)")
-		return func(string) places.Finder { return f }, nil
+		return func(string) places.Finder { return f }
 	}
 	key := getenv("GOOGLE_PLACES_API_KEY")
 	if key == "" {
@@ -38,5 +37,5 @@ func finderFactory(_ context.Context, pc config.PlacesConfig, getenv func(string
 			TTL: pc.CacheTTL.D, MaxEntries: pc.CacheSize, MaxBytes: pc.CacheBytes, Rate: pc.RateLimit, Burst: pc.RateBurst,
 			UpstreamTimeout: pc.Timeout.D,
 		})
-	}, nil
+	}
 }

@@ -95,10 +95,7 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	if err != nil {
 		return err
 	}
-	newFinder, err := finderFactory(ctx, cfg.Places, e.getenv, progress)
-	if err != nil {
-		return err
-	}
+	newFinder := finderFactory(cfg.Places, e.getenv, progress)
 	h, err := herd.Start(herd.Options{Config: cfg, Names: names, NewFinder: newFinder, Secrets: secrets, MetricsToken: token, Progress: progress})
 	if err != nil {
 		return err

@@ -237,7 +237,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	h.mu.Unlock()
 	po := peer.Options{
 		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Auth: auth,
-		Table: m.Table, Logger: teeLogger(logger, progress),
+		Table: m.Table, Logger: slog.New(slog.NewMultiHandler(logger.Handler(), progress.Handler())),
 	}
 	if dur.runs != nil {
 		po.Epoch, po.DeltaFrom, po.Positions = dur.runs.Current(), dur.runs.DeltaFrom, dur.positions
