@@ -13,14 +13,20 @@ import (
 type progressHandler struct {
 	mu    *sync.Mutex
 	w     io.Writer
+	level slog.Leveler
 	attrs []slog.Attr
 }
 
-func newProgressLogger(w io.Writer) *slog.Logger {
-	return slog.New(&progressHandler{mu: &sync.Mutex{}, w: w})
+// newProgressLogger prints records at level and above (info when level is
+// nil) to w.
+func newProgressLogger(w io.Writer, level slog.Leveler) *slog.Logger {
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(&progressHandler{mu: &sync.Mutex{}, w: w, level: level})
 }
 
-func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level.Level() }
 
 func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
@@ -59,7 +65,7 @@ func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h *progressHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &progressHandler{mu: h.mu, w: h.w, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+	return &progressHandler{mu: h.mu, w: h.w, level: h.level, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
 }
 
 func (h *progressHandler) WithGroup(string) slog.Handler { return h }

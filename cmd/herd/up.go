@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -80,7 +81,9 @@ func describe(cfg *config.Config) string {
 // runHerd runs the named servers (all when names is empty) until ctx is
 // cancelled by SIGINT or SIGTERM.
 func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) error {
-	progress := newProgressLogger(e.stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.Level())
+	progress := newProgressLogger(e.stderr, level)
 	secrets, err := loadSecrets(cfg, e.getenv)
 	if err != nil {
 		return err
@@ -96,7 +99,7 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 		return err
 	}
 	newFinder := finderFactory(cfg.Places, e.getenv, progress)
-	h, err := herd.Start(herd.Options{Config: cfg, Names: names, NewFinder: newFinder, Secrets: secrets, MetricsToken: token, Progress: progress})
+	h, err := herd.Start(herd.Options{Config: cfg, Names: names, NewFinder: newFinder, Secrets: secrets, MetricsToken: token, Progress: progress, Level: level})
 	if err != nil {
 		return err
 	}

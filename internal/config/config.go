@@ -5,6 +5,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sort"
@@ -32,6 +33,9 @@ type Config struct {
 
 	LogMaxMB int `toml:"log_max_mb"` // a log file is rotated when it reaches this many MiB
 	LogKeep  int `toml:"log_keep"`   // rotated log files kept per server
+	// LogLevel is the least severe level logged: "debug", "info", "warn"
+	// or "error".
+	LogLevel string `toml:"log_level"`
 
 	Client ClientConfig `toml:"client"`
 	Peer   PeerConfig   `toml:"peer"`
@@ -156,6 +160,9 @@ func (c *Config) setDefaults() {
 	if c.DataSync == "" {
 		c.DataSync = "always"
 	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
 	cl := &c.Client
 	setInt(&cl.MaxLineBytes, 4096)
 	setDur(&cl.IdleTimeout, 5*time.Minute)
@@ -218,11 +225,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
-		}
-		return nil, fmt.Errorf("%s: unknown key %s", name, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%s: %s", name, unknownKeyError(und))
 	}
 	if !md.IsDefined("log_dir") {
 		c.LogDir = "logs" // an explicit log_dir = "" turns log files off
@@ -318,6 +321,9 @@ func (c *Config) Validate() error {
 			seen[n] = true
 		}
 	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		return fail("log_level", "unknown level %q: want \"debug\", \"info\", \"warn\" or \"error\"", c.LogLevel)
+	}
 	if c.DataSync != "always" && c.DataSync != "fast" {
 		return fail("data_sync", "unknown mode %q: want \"always\" or \"fast\"", c.DataSync)
 	}
@@ -325,28 +331,30 @@ func (c *Config) Validate() error {
 		return fail("places.provider", "unknown provider %q: want one of %s", c.Places.Provider, strings.Join(Providers, ", "))
 	}
 	checks := []struct {
-		key string
-		bad bool
+		key  string
+		bad  bool
+		val  any    // the value, as written
+		want string // the valid range
 	}{
-		{"client.max_conns_per_ip", c.Client.MaxConnsPerIP < 0},
-		{"client.max_conns", c.Client.MaxConns < 1},
-		{"client.max_pipeline", c.Client.MaxPipeline < 1},
-		{"client.idle_timeout", c.Client.IdleTimeout.D < 0},
-		{"client.write_timeout", c.Client.WriteTimeout.D < 0},
-		{"peer.queue_size", c.Peer.QueueSize < 1},
-		{"peer.dial_timeout", c.Peer.DialTimeout.D < 0},
-		{"peer.retry_max", c.Peer.RetryMax.D < 0},
-		{"peer.heartbeat", c.Peer.Heartbeat.D < 0},
-		{"peer.write_timeout", c.Peer.WriteTimeout.D < 0},
-		{"places.timeout", c.Places.Timeout.D < 0},
-		{"places.cache_ttl", c.Places.CacheTTL.D < 0},
-		{"places.cache_size", c.Places.CacheSize < 0},
-		{"places.rate_limit", c.Places.RateLimit < 0},
-		{"places.rate_burst", c.Places.RateBurst < 1},
-		{"places.cache_bytes", c.Places.CacheBytes < 0},
-		{"locations.max_clients", c.Locations.MaxClients < 1},
-		{"log_max_mb", c.LogMaxMB < 1},
-		{"log_keep", c.LogKeep < 1},
+		{"client.max_conns_per_ip", c.Client.MaxConnsPerIP < 0, c.Client.MaxConnsPerIP, "0 (no limit) or more"},
+		{"client.max_conns", c.Client.MaxConns < 1, c.Client.MaxConns, "at least 1"},
+		{"client.max_pipeline", c.Client.MaxPipeline < 1, c.Client.MaxPipeline, "at least 1"},
+		{"client.idle_timeout", c.Client.IdleTimeout.D < 0, c.Client.IdleTimeout.D, "0s or longer"},
+		{"client.write_timeout", c.Client.WriteTimeout.D < 0, c.Client.WriteTimeout.D, "0s or longer"},
+		{"peer.queue_size", c.Peer.QueueSize < 1, c.Peer.QueueSize, "at least 1"},
+		{"peer.dial_timeout", c.Peer.DialTimeout.D < 0, c.Peer.DialTimeout.D, "0s or longer"},
+		{"peer.retry_max", c.Peer.RetryMax.D < 0, c.Peer.RetryMax.D, "0s or longer"},
+		{"peer.heartbeat", c.Peer.Heartbeat.D < 0, c.Peer.Heartbeat.D, "0s or longer"},
+		{"peer.write_timeout", c.Peer.WriteTimeout.D < 0, c.Peer.WriteTimeout.D, "0s or longer"},
+		{"places.timeout", c.Places.Timeout.D < 0, c.Places.Timeout.D, "0s or longer"},
+		{"places.cache_ttl", c.Places.CacheTTL.D < 0, c.Places.CacheTTL.D, "0s or longer"},
+		{"places.cache_size", c.Places.CacheSize < 0, c.Places.CacheSize, "0 or more"},
+		{"places.rate_limit", c.Places.RateLimit < 0, c.Places.RateLimit, "0 (unlimited) or more requests per second"},
+		{"places.rate_burst", c.Places.RateBurst < 1, c.Places.RateBurst, "at least 1"},
+		{"places.cache_bytes", c.Places.CacheBytes < 0, c.Places.CacheBytes, "0 or more"},
+		{"locations.max_clients", c.Locations.MaxClients < 1, c.Locations.MaxClients, "at least 1"},
+		{"log_max_mb", c.LogMaxMB < 1, c.LogMaxMB, "at least 1 (MiB)"},
+		{"log_keep", c.LogKeep < 1, c.LogKeep, "at least 1 (old files)"},
 	}
 	if n := c.Client.MaxLineBytes; n < protocol.MinClientLineBytes || n > protocol.MaxClientLineBytes {
 		return fail("client.max_line_bytes", "%d out of range: want %d to %d (the longest line whose update every neighbour accepts)",
@@ -354,7 +362,7 @@ func (c *Config) Validate() error {
 	}
 	for _, ch := range checks {
 		if ch.bad {
-			return fail(ch.key, "value out of range")
+			return fail(ch.key, "%v out of range: want %s", ch.val, ch.want)
 		}
 	}
 	if c.Peer.DeadAfter.D <= c.Peer.Heartbeat.D {
@@ -438,6 +446,11 @@ func IsLoopback(addr string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
+
+// Level returns log_level as a slog level.
+func (c *Config) Level() slog.Level { return logLevels[c.LogLevel] }
 
 // describe names the config in messages.
 func (c *Config) describe() string {

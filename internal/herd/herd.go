@@ -43,6 +43,10 @@ type Options struct {
 	Secrets [][]byte
 	// MetricsToken opens the status pages; empty: none.
 	MetricsToken string
+	// Level, if set, is the least severe level the members log; it may be
+	// changed while they run (the caller's progress output can share it).
+	// Nil: the config's log_level.
+	Level *slog.LevelVar
 	// Listen, if set, replaces net.Listen for every listener (tests).
 	Listen func(network, addr string) (net.Listener, error)
 	// StoreOptions, if set, adjusts the store options of each member with
@@ -65,6 +69,8 @@ type Herd struct {
 	addrs        map[string]string  // guarded by mu: name -> resolved peer address
 	metricsAddrs map[string]string  // guarded by mu: name -> resolved metrics address
 	tokens       *httpapi.Tokens    // [http] tokens_file; nil without one
+	local        map[string]bool    // guarded by mu: the servers this process runs
+	warnedFDs    sync.Once          // the max_conns warning goes to the progress output once
 }
 
 // Member is one running server.
@@ -92,13 +98,20 @@ type Member struct {
 // Start listens on the addresses of every member (so clients can connect
 // at once), then starts their links. On error nothing is left running.
 func Start(o Options) (*Herd, error) {
-	h := &Herd{o: o, cfg: o.Config, members: map[string]*Member{}, addrs: map[string]string{}, metricsAddrs: map[string]string{}}
+	h := &Herd{o: o, cfg: o.Config, members: map[string]*Member{}, addrs: map[string]string{}, metricsAddrs: map[string]string{}, local: map[string]bool{}}
 	if h.o.Progress == nil {
 		h.o.Progress = logging.Discard()
+	}
+	if h.o.Level == nil {
+		h.o.Level = new(slog.LevelVar)
+		h.o.Level.Set(o.Config.Level())
 	}
 	names := o.Names
 	if len(names) == 0 {
 		names = o.Config.Names()
+	}
+	for _, n := range names {
+		h.local[n] = true
 	}
 	var err error
 	if h.tokens, err = loadTokens(o.Config); err != nil {
@@ -184,6 +197,12 @@ func (h *Herd) listen(addr string) (net.Listener, error) {
 	}
 	ln, err := l("tcp", addr)
 	if err != nil {
+		// net's error repeats the address ("listen tcp ADDR: bind: …"):
+		// keep only its cause.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
@@ -198,14 +217,14 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	}
 	logger := logging.Discard()
 	if h.cfg.LogDir != "" && !h.o.NoLogFiles {
-		f, err := logging.OpenFile(h.cfg.LogDir, s.Name, logging.Rotation{MaxMB: h.cfg.LogMaxMB, Keep: h.cfg.LogKeep})
+		f, err := logging.OpenFile(h.cfg.LogDir, s.Name, logging.Rotation{MaxMB: h.cfg.LogMaxMB, Keep: h.cfg.LogKeep, Level: h.o.Level})
 		if err != nil {
 			return nil, fmt.Errorf("server %s: log file: %w", s.Name, err)
 		}
 		m.log, logger = f, f.Logger
 	}
 	m.Table = newTable(h.cfg.Locations, logger)
-	progress := h.o.Progress.With("server", s.Name)
+	progress := slog.New(quietLinks{h.o.Progress.Handler(), s.Name, h.runsHere}).With("server", s.Name)
 	auth, certExpiry, err := h.peerAuth(s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", s.Name, err)
@@ -266,7 +285,10 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	}
 	m.Server = server.New(so)
 	if n := m.Server.MaxConns(); n < h.cfg.Client.MaxConns {
-		progress.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
+		logger.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
+		h.warnedFDs.Do(func() {
+			h.o.Progress.Warn("client.max_conns lowered to fit the file-descriptor limit (raise it with ulimit -n or LimitNOFILE=)", "configured", h.cfg.Client.MaxConns, "effective_per_server", n)
+		})
 	}
 	if mln != nil {
 		m.MetricsAddr = mln.Addr().String()

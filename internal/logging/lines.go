@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +24,9 @@ const MaxLoggedLine = 1 << 10
 // the length of the line it echoes ("echo"), since the line itself is in
 // the "client input" record. Lines longer than MaxLoggedLine are cut.
 func (f *File) ClientLine(msg, client string, line []byte) {
+	if f.level.Level() > slog.LevelInfo {
+		return
+	}
 	echo := -1
 	if msg == "client output" && len(line) >= 2 && line[0] == '?' && line[1] == ' ' {
 		echo, line = len(line)-2, line[:1]

@@ -175,14 +175,19 @@ func (w *Writer) Close() error {
 type File struct {
 	Logger *slog.Logger
 	name   string
+	level  slog.Leveler // the least severe level written
 	w      *Writer
 	f      *lumberjack.Logger
 }
 
-// Rotation says when a log file is rotated and how many old files are kept.
+// Rotation says when a log file is rotated and how many old files are
+// kept, and what is written to it.
 type Rotation struct {
 	MaxMB int // a file is rotated before it would grow past this many MiB; 0: DefaultMaxMB
 	Keep  int // old files kept (<name>-<time>.log); 0: DefaultKeep
+	// Level is the least severe level written, read at each record (a
+	// *slog.LevelVar changes it while the server runs); nil: debug.
+	Level slog.Leveler
 }
 
 // Defaults of Rotation (config keys log_max_mb and log_keep).
@@ -217,9 +222,17 @@ func OpenFile(dir, name string, r Rotation) (*File, error) {
 	}
 	lj := &lumberjack.Logger{Filename: path, MaxSize: r.MaxMB, MaxBackups: r.Keep}
 	w := NewWriter(lj)
-	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})).With("server", name)
-	return &File{Logger: l, name: name, w: w, f: lj}, nil
+	if r.Level == nil {
+		r.Level = slog.LevelDebug
+	}
+	l := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: r.Level})).With("server", name)
+	return &File{Logger: l, name: name, level: r.Level, w: w, f: lj}, nil
 }
+
+// Reopen closes the file so the next record opens it again: after an
+// external tool (logrotate) moved it, records go to a new file at the
+// configured path.
+func (f *File) Reopen() error { return f.f.Close() }
 
 // Close flushes and closes the log file.
 func (f *File) Close() error {

@@ -82,7 +82,7 @@ type Link struct {
 	Peer                   string
 	Up                     bool
 	Queued                 int
-	Reconnects, Dropped    int64            // connections established; updates dropped on a full queue
+	Reconnects, Dropped    int64            // times the link came back; updates dropped on a full queue
 	Refused                int64            // dials that failed the handshake
 	Received, Sent         int64            // updates received from and sent to the neighbour
 	SyncRecords, SyncBytes int64            // catch-up sent to the neighbour
@@ -293,7 +293,7 @@ const (
 var (
 	descClients   = "herd_clients_known"
 	linkMetrics   = []string{"herd_peer_link_up", "herd_peer_queue_length", "herd_peer_reconnects_total", "herd_flood_dropped_total", "herd_peer_handshake_failures_total", "herd_flood_received_total", "herd_flood_sent_total", "herd_catchup_records_total", "herd_catchup_bytes_total"}
-	linkHelp      = []string{"1 while the link to the neighbour is up.", "Updates queued toward the neighbour.", "Connections established with the neighbour.", "Updates dropped because the neighbour's queue was full (the link is then resynced).", "Dials whose handshake failed (wrong secret, wrong name…).", "Updates received from the neighbour.", "Updates sent to the neighbour.", "Records sent to catch the neighbour up after (re)connection.", "Bytes sent to catch the neighbour up after (re)connection."}
+	linkHelp      = []string{"1 while the link to the neighbour is up.", "Updates queued toward the neighbour.", "Times the link to the neighbour came back after it had been up (0 for a link that never failed).", "Updates dropped because the neighbour's queue was full (the link is then resynced).", "Dials whose handshake failed (wrong secret, wrong name…).", "Updates received from the neighbour.", "Updates sent to the neighbour.", "Records sent to catch the neighbour up after (re)connection.", "Bytes sent to catch the neighbour up after (re)connection."}
 	placesMetrics = []string{"herd_places_cache_hits_total", "herd_places_cache_misses_total", "herd_places_cache_shared_total", "herd_places_upstream_calls_total", "herd_places_upstream_errors_total", "herd_places_upstream_not_ok_total", "herd_places_rate_limited_total", "herd_places_cache_evictions_total", "herd_places_cache_entries"}
 	placesHelp    = []string{"Lookups answered from the cache.", "Lookups not in the cache.", "Lookups that shared another identical lookup's upstream call.", "Calls to the places provider.", "Upstream calls that failed.", "Upstream answers with a status other than OK or ZERO_RESULTS.", "Lookups refused by the upstream rate limit.", "Cache entries evicted for space.", "Answers in the cache."}
 )

@@ -113,7 +113,9 @@ type link struct {
 	sent        atomic.Int64 // updates sent to the neighbour (catch-up included)
 	syncBytes   atomic.Int64 // bytes of catch-up sent to the neighbour, all links so far
 	syncRecords atomic.Int64 // records of catch-up sent
-	reconnects  atomic.Int64
+	reconnects  atomic.Int64 // connections established after the first
+	everUp      bool         // guarded by mu: a connection has been live
+	dupEnded    bool         // guarded by mu: the last live connection ended as a duplicate: the link was not down
 	dropped     atomic.Int64             // updates not queued because the link was full
 	refused     atomic.Int64             // dials that failed the handshake
 	downs       [numReasons]atomic.Int64 // live connections closed, by reason
@@ -235,7 +237,7 @@ type LinkState struct {
 	Dialer     string // who dialed the live connection
 	Remote     string // remote address of the live connection
 	Queued     int
-	Reconnects int64 // connections established
+	Reconnects int64 // connections established after the first (a link that never failed has 0)
 	Dropped    int64 // updates dropped because the queue was full
 	Refused    int64 // dials whose handshake failed (wrong secret, wrong name, ...)
 	Pos        Pos   // how far this server has the neighbour's changes
@@ -317,9 +319,16 @@ func (m *Manager) attach(l *link, nc net.Conn, r *bufio.Reader, dialer string, k
 	if m.ctx.Err() != nil { // Close may have missed c
 		c.close(CloseShutdown, "server shutting down")
 	}
-	if replaced {
+	l.mu.Lock()
+	settling := l.dupEnded // both sides dialed at once: the link was up all along
+	l.dupEnded = false
+	l.mu.Unlock()
+	switch {
+	case replaced:
 		m.log.Debug("peer connection replaced by a newer one", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
-	} else {
+	case settling:
+		m.log.Debug("peer link up again after a duplicate", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer)
+	default:
 		m.log.Info("peer link up", "peer", l.peer, "remote", nc.RemoteAddr().String(), "dialer", dialer, "auth", m.auth.Mode())
 	}
 	return c
@@ -337,19 +346,24 @@ func (m *Manager) serve(l *link, c *conn) {
 	m.readLoop(l, c)
 	<-done
 	nc.Close()
+	duplicate := c.reason == CloseReplaced || c.reason == CloseDuplicate || c.dup.Load()
 	l.mu.Lock()
 	if l.cur == c {
 		l.cur = nil
+		l.dupEnded = duplicate
 	}
 	l.mu.Unlock()
 	// Every connection that got here was the live one; unless it ended
 	// because another took its place, the link went down (even if a
 	// redial has already replaced it).
-	if c.reason != CloseReplaced && c.reason != CloseDuplicate && !c.dup.Load() {
+	if !duplicate {
 		l.downs[c.reason].Add(1)
 		level := slog.LevelInfo
-		if c.reason == CloseBadMAC || c.reason == CloseLineTooLong {
+		switch c.reason {
+		case CloseBadMAC, CloseLineTooLong:
 			level = slog.LevelWarn
+		case CloseShutdown:
+			level = slog.LevelDebug // this server is stopping: it says so once
 		}
 		m.log.Log(context.Background(), level, "peer link down", "peer", l.peer, "remote", nc.RemoteAddr().String(), "reason", c.reason.String(), "detail", c.detail)
 	} else {
@@ -406,12 +420,16 @@ func (m *Manager) register(l *link, c *conn) (ok, replaced bool) {
 		return false, false
 	}
 	l.cur = c
+	first := !l.everUp
+	l.everUp = true
 	l.mu.Unlock()
 	if old != nil {
 		old.retireConn()
 		return true, true
 	}
-	l.reconnects.Add(1)
+	if !first {
+		l.reconnects.Add(1)
+	}
 	return true, false
 }
 
@@ -427,6 +445,7 @@ func (c *conn) close(reason CloseReason, detail string) {
 // readLoop applies the neighbour's updates until the connection fails.
 func (m *Manager) readLoop(l *link, c *conn) {
 	var epoch uint64 // the neighbour's epoch, once it has sent SYNCED
+	caughtUp := 0    // records received before SYNCED, then -1
 	var deadlineSet time.Time
 	for lines := 0; ; lines++ {
 		// Refreshed at most every DeadAfter/8, and the clock read only
@@ -462,6 +481,9 @@ func (m *Manager) readLoop(l *link, c *conn) {
 		switch msg.kind {
 		case msgAT:
 			l.received.Add(1)
+			if caughtUp >= 0 {
+				caughtUp++
+			}
 			m.table.Offer(msg.line, msg.client, msg.time, l.peer)
 		case msgSync:
 			select {
@@ -471,6 +493,10 @@ func (m *Manager) readLoop(l *link, c *conn) {
 		case msgSynced:
 			epoch = msg.epoch
 			m.setPos(l, Pos{msg.epoch, msg.seq})
+			if caughtUp >= 0 {
+				m.log.Log(context.Background(), catchUpLevel(caughtUp), "catch-up received", "peer", l.peer, "records", caughtUp)
+				caughtUp = -1
+			}
 		case msgSeq:
 			if epoch != 0 {
 				m.setPos(l, Pos{epoch, msg.seq})
@@ -481,6 +507,15 @@ func (m *Manager) readLoop(l *link, c *conn) {
 			return
 		}
 	}
+}
+
+// catchUpLevel is the level of a catch-up record: one that moved nothing
+// (every link at start) is not worth a line at info.
+func catchUpLevel(records int) slog.Level {
+	if records == 0 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 func (m *Manager) setPos(l *link, p Pos) {

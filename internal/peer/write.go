@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -102,7 +103,7 @@ func (w *writer) sendCatchUp(req Pos) bool {
 	w.l.syncBytes.Add(w.cw.n - start)
 	w.l.syncRecords.Add(int64(sent))
 	w.l.sent.Add(int64(sent))
-	m.log.Info("caught up neighbour", "peer", c.peer, "records", sent, "bytes", w.cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
+	m.log.Log(context.Background(), catchUpLevel(sent), "catch-up sent", "peer", c.peer, "records", sent, "bytes", w.cw.n-start, "full", from == 0, "from_seq", from, "to_seq", c.base)
 	return true
 }
 

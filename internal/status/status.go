@@ -35,7 +35,8 @@ type Link struct {
 	Up bool `json:"up"`
 	// Queued is the number of messages waiting to be sent to the peer.
 	Queued int `json:"queued"`
-	// Reconnects counts how often the link has come back up.
+	// Reconnects counts how often the link has come back up after it had
+	// been up.
 	Reconnects int64 `json:"reconnects"`
 	// Dropped counts messages dropped because the peer's queue was full.
 	Dropped int64 `json:"dropped"`
