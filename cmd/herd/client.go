@@ -12,6 +12,8 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -31,6 +33,10 @@ const clientAbout = `Talk to a herd server.
                                            otherwise lines are read from standard input
 
 A WHATSAT reply ends at its blank line. LOCATION is ISO 6709, e.g. +34.068930-118.445127.
+
+Exit status: 0 when every line was answered; 1 when any line was answered
+with "? " (the server found it invalid) or the connection failed; 2 for bad
+usage. The interactive prompt reconnects when the server closes the connection.
 
 Examples:
   herd client -server Goloman iamat kiwi.cs.ucla.edu
@@ -87,24 +93,24 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if !*useTLS && (*caFile != "" || *serverName != "") {
 		return usagef("-ca and -tls-name need -tls")
 	}
-	nc, err := dialClient(ctx, target, *timeout, *useTLS, *caFile, *serverName)
-	if err != nil {
+	c := &lineClient{out: e.stdout, timeout: *timeout, pretty: pretty, target: target,
+		dial: func() (net.Conn, error) { return dialClient(ctx, target, *timeout, *useTLS, *caFile, *serverName) }}
+	if err := c.connect(); err != nil {
 		return err
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) }) // Ctrl-C while waiting
+	defer c.close()
+	stop := context.AfterFunc(ctx, func() { c.interrupt() }) // Ctrl-C while waiting
 	defer stop()
-	c := &lineClient{nc: nc, r: bufio.NewReader(nc), out: e.stdout, timeout: *timeout, pretty: pretty}
 	if len(lines) > 0 {
 		for _, line := range lines {
 			if err := c.roundTrip(line); err != nil {
 				return err
 			}
 		}
-		return nil
+		return c.refusedErr()
 	}
 	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return c.interactive(f, target, *raw)
+		return c.interactive(f, *raw)
 	}
 	in := bufio.NewScanner(e.stdin)
 	in.Buffer(make([]byte, 64<<10), 1<<20)
@@ -113,7 +119,10 @@ func runClient(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	return in.Err()
+	if err := in.Err(); err != nil {
+		return err
+	}
+	return c.refusedErr()
 }
 
 // dialClient connects to target, over TLS when useTLS (verified against
@@ -173,19 +182,77 @@ func shortcut(args []string, now time.Time) (string, error) {
 	return line, nil
 }
 
+// errServerClosed is what exchange returns when the server closed or
+// reset the connection.
+var errServerClosed = errors.New("the server closed the connection")
+
 // lineClient sends one line at a time and reads its whole reply.
 type lineClient struct {
-	nc      net.Conn
-	r       *bufio.Reader
+	target  string
+	dial    func() (net.Conn, error)
 	out     io.Writer
 	timeout time.Duration
 	pretty  bool // show WHATSAT replies as a table
+	refused int  // lines answered with "? "
+
+	mu sync.Mutex // guards nc against interrupt; r is used by the calling goroutine only
+	nc net.Conn   // nil after the connection was lost and before the next connect
+	r  *bufio.Reader
+}
+
+// connect dials the server, replacing any connection the client had.
+func (c *lineClient) connect() error {
+	nc, err := c.dial()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	c.nc, c.r = nc, bufio.NewReader(nc)
+	return nil
+}
+
+// close closes the connection, if any.
+func (c *lineClient) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc = nil
+	}
+}
+
+// interrupt ends a wait for the server at once.
+func (c *lineClient) interrupt() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nc != nil {
+		c.nc.SetDeadline(time.Now())
+	}
+}
+
+// refusedErr is the error that makes `herd client` exit 1 when the server
+// answered any line with "? ".
+func (c *lineClient) refusedErr() error {
+	switch c.refused {
+	case 0:
+		return nil
+	case 1:
+		return errors.New("1 line was answered with \"? \" (the server found it invalid)")
+	}
+	return fmt.Errorf("%d lines were answered with \"? \" (the server found them invalid)", c.refused)
 }
 
 func (c *lineClient) roundTrip(line string) error {
 	reply, err := c.exchange(line)
 	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(reply, "? ") {
+		c.refused++
 	}
 	if c.pretty && strings.HasPrefix(reply, "AT ") && strings.Contains(reply, "\n{") {
 		return printPlaces(c.out, reply)
@@ -197,8 +264,14 @@ func (c *lineClient) roundTrip(line string) error {
 // exchange sends line and returns its reply, all of it.
 func (c *lineClient) exchange(line string) (string, error) {
 	line = strings.TrimRight(line, "\r\n")
+	if c.nc == nil {
+		return "", errServerClosed
+	}
 	c.nc.SetDeadline(time.Now().Add(c.timeout))
 	if _, err := io.WriteString(c.nc, line+"\n"); err != nil {
+		if closedByPeer(err) {
+			return "", errServerClosed
+		}
 		return "", fmt.Errorf("send: %w", err)
 	}
 	first, err := c.r.ReadString('\n')
@@ -224,9 +297,15 @@ func (c *lineClient) exchange(line string) (string, error) {
 	}
 }
 
+// closedByPeer reports whether err means the server closed or reset the
+// connection.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func readErr(err error) error {
-	if errors.Is(err, io.EOF) {
-		return errors.New("the server closed the connection")
+	if closedByPeer(err) {
+		return errServerClosed
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return errors.New("no reply in time (see -timeout)")
@@ -291,7 +370,7 @@ Up and down arrows recall earlier lines.
 `
 
 // interactive runs a prompt with line editing and history on the terminal.
-func (c *lineClient) interactive(f *os.File, target string, raw bool) error {
+func (c *lineClient) interactive(f *os.File, raw bool) error {
 	old, err := term.MakeRaw(int(f.Fd()))
 	if err != nil {
 		return err
@@ -301,10 +380,18 @@ func (c *lineClient) interactive(f *os.File, target string, raw bool) error {
 		io.Reader
 		io.Writer
 	}{f, os.Stdout}, "herd> ")
-	c.out = t
-	fmt.Fprintf(t, "connected to %s; type help for the commands\n", target)
+	return c.prompt(t, t, raw)
+}
+
+// prompt reads commands from in until quit or end of input, and writes
+// the replies and messages to w. When the server has closed the
+// connection (its idle timeout, a restart), it says so, reconnects and
+// sends the line again: IAMAT and WHATSAT may be repeated safely.
+func (c *lineClient) prompt(in interface{ ReadLine() (string, error) }, w io.Writer, raw bool) error {
+	c.out = w
+	fmt.Fprintf(w, "connected to %s; type help for the commands\n", c.target)
 	for {
-		line, err := t.ReadLine()
+		line, err := in.ReadLine()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -318,19 +405,35 @@ func (c *lineClient) interactive(f *os.File, target string, raw bool) error {
 		c.pretty = false
 		switch fields[0] {
 		case "help", "?":
-			io.WriteString(t, interactiveHelp)
+			io.WriteString(w, interactiveHelp)
 			continue
 		case "quit", "exit":
 			return nil
 		case "iamat", "whatsat":
 			l, err := shortcut(fields, time.Now())
 			if err != nil {
-				fmt.Fprintln(t, err)
+				fmt.Fprintln(w, err)
 				continue
 			}
 			line, c.pretty = l, fields[0] == "whatsat" && !raw
 		}
-		if err := c.roundTrip(line); err != nil {
+		err = c.roundTrip(line)
+		if errors.Is(err, errServerClosed) {
+			fmt.Fprintf(w, "%v; reconnecting to %s\n", err, c.target)
+			c.close()
+			if err := c.connect(); err != nil {
+				fmt.Fprintf(w, "%v\n(the next line tries again)\n", err)
+				continue
+			}
+			fmt.Fprintf(w, "reconnected to %s\n", c.target)
+			err = c.roundTrip(line)
+		}
+		if errors.Is(err, errServerClosed) {
+			fmt.Fprintf(w, "%v\n(the next line reconnects)\n", err)
+			c.close()
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}

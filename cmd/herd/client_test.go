@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +77,123 @@ func TestClientAgainstHerd(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, `"status" : "OK"`) || !strings.HasSuffix(out, "}\n\n") {
 		t.Fatalf("whatsat -json: %d\n%s", code, out)
 	}
-	// Lines from standard input, one reply each; a bad line gets "? ".
-	code, out, _ = runMain(t, "IAMAT x +1+1 1\nnonsense\n", "client", "-addr", addr)
-	if code != exitOK || !strings.HasPrefix(out, "AT Goloman ") || !strings.HasSuffix(out, "? nonsense\n") {
-		t.Fatalf("stdin: %d %q", code, out)
+	// Lines from standard input, one reply each; a bad line gets "? ",
+	// every line is still sent, and the exit status says one was refused.
+	code, out, errs = runMain(t, "IAMAT x +1+1 1\nnonsense\nIAMAT y +2+2 2\n", "client", "-addr", addr)
+	if code != exitFailure || !strings.HasPrefix(out, "AT Goloman ") || !strings.Contains(out, "\n? nonsense\nAT Goloman ") ||
+		!strings.Contains(errs, `1 line was answered with "? "`) {
+		t.Fatalf("stdin: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runMain(t, "IAMAT x +1+1 1\n", "client", "-addr", addr)
+	if code != exitOK || !strings.HasPrefix(out, "AT Goloman ") || errs != "" {
+		t.Fatalf("stdin, all valid: %d %q %q", code, out, errs)
+	}
+	code, out, errs = runMain(t, "", "client", "-addr", addr, "WHATSAT nobody 10 5", "nonsense")
+	if code != exitFailure || out != "? WHATSAT nobody 10 5\n? nonsense\n" || !strings.Contains(errs, "2 lines were answered") {
+		t.Fatalf("lines: %d %q %q", code, out, errs)
 	}
 	code, _, errs = runMain(t, "", "client", "-addr", addr, "whatsat", "kiwi.cs.ucla.edu", "100", "5")
 	if code != exitUsage || !strings.Contains(errs, "whatsat: bad radius") {
 		t.Fatalf("bad shortcut: %d %q", code, errs)
+	}
+}
+
+// lineSource stands in for the terminal: it hands out lines, then io.EOF.
+type lineSource []string
+
+func (l *lineSource) ReadLine() (string, error) {
+	if len(*l) == 0 {
+		return "", io.EOF
+	}
+	line := (*l)[0]
+	*l = (*l)[1:]
+	return line, nil
+}
+
+// TestPromptReconnects: a server that answers one line per connection and
+// then closes it; the prompt says it reconnects and sends the line again.
+func TestPromptReconnects(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { served <- n }()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			line, err := bufio.NewReader(nc).ReadString('\n')
+			if err == nil {
+				n++
+				fmt.Fprintf(nc, "? %s", line)
+			}
+			nc.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	c := &lineClient{target: addr, timeout: 10 * time.Second,
+		dial: func() (net.Conn, error) { return net.Dial("tcp", addr) }}
+	if err := c.connect(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	in := lineSource{"first", "second", "third"}
+	if err := c.prompt(&in, &out, false); err != nil {
+		t.Fatalf("prompt: %v\n%s", err, out.String())
+	}
+	c.close()
+	ln.Close()
+	if n := <-served; n != 3 {
+		t.Errorf("server answered %d lines, want 3", n)
+	}
+	got := out.String()
+	for _, want := range []string{"? first\n", "? second\n", "? third\n",
+		"the server closed the connection; reconnecting to " + addr + "\nreconnected to " + addr + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "reconnected"); n != 2 {
+		t.Errorf("reconnected %d times, want 2:\n%s", n, got)
+	}
+}
+
+// TestPromptServerGone: when the server is gone for good, the prompt says
+// so and keeps reading lines instead of exiting.
+func TestPromptServerGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc
+		}
+	}()
+	c := &lineClient{target: addr, timeout: 10 * time.Second,
+		dial: func() (net.Conn, error) { return net.Dial("tcp", addr) }}
+	if err := c.connect(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	(<-accepted).Close()
+	ln.Close()
+	var out strings.Builder
+	in := lineSource{"IAMAT a +1+1 1", "help"}
+	if err := c.prompt(&in, &out, false); err != nil {
+		t.Fatalf("prompt: %v\n%s", err, out.String())
+	}
+	got := out.String()
+	if !strings.Contains(got, "reconnecting to "+addr) || !strings.Contains(got, "connection refused") ||
+		!strings.Contains(got, "(the next line tries again)") || !strings.Contains(got, "Type protocol lines") {
+		t.Fatalf("output:\n%s", got)
 	}
 }

@@ -65,6 +65,9 @@ func Main(ctx context.Context, e *env, args []string) int {
 		return exitUsage
 	}
 	name, rest := args[0], args[1:]
+	if name == "--version" || name == "-version" {
+		name = "version"
+	}
 	if name == "-h" || name == "-help" || name == "--help" {
 		usage(e.stdout)
 		return exitOK

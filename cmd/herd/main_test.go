@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +33,8 @@ func TestHelpAndUsage(t *testing.T) {
 		"serve -h":        {[]string{"serve", "-h"}, exitOK, "Usage: herd serve", ""},
 		"client -h":       {[]string{"client", "-h"}, exitOK, "-addr", ""},
 		"version -h":      {[]string{"version", "-h"}, exitOK, "Usage: herd version", ""},
-		"version":         {[]string{"version"}, exitOK, "herd ", ""},
+		"version":         {[]string{"version"}, exitOK, ", peer protocol ", ""},
+		"--version":       {[]string{"--version"}, exitOK, ", peer protocol ", ""},
 		"unknown command": {[]string{"fly"}, exitUsage, "", `unknown command "fly"`},
 		"bad flag":        {[]string{"up", "-nope"}, exitUsage, "", "flag provided but not defined"},
 		"serve no name":   {[]string{"serve"}, exitUsage, "", "want exactly one server NAME"},
@@ -57,5 +59,21 @@ func TestConfigErrorNamesFileAndKey(t *testing.T) {
 	code, _, errs := runMain(t, "", "up", "-config", f)
 	if code != exitUsage || !strings.Contains(errs, f) || !strings.Contains(errs, "server[0].neighbors") || !strings.Contains(errs, `"Ghost"`) {
 		t.Fatalf("code %d, stderr %s", code, errs)
+	}
+}
+
+func TestBindErrorNamesTheAddressOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	f := filepath.Join(t.TempDir(), "h.toml")
+	os.WriteFile(f, []byte("log_dir = \"\"\n[[server]]\nname = \"A\"\naddr = \""+addr+"\"\n"), 0o644)
+	code, _, errs := runMain(t, "", "serve", "A", "-config", f)
+	want := "herd serve: server A: listen on " + addr + ": bind: address already in use\n"
+	if code != exitFailure || !strings.Contains(errs, want) || strings.Count(errs, addr) != 1 {
+		t.Fatalf("code %d, stderr:\n%s\nwant the line %q", code, errs, want)
 	}
 }
