@@ -133,6 +133,11 @@ type Server struct {
 	Metrics   string   `toml:"metrics"`   // HTTP listener for /metrics and /healthz; empty: none
 	HTTP      string   `toml:"http"`      // HTTP/JSON API listener (OwnTracks, OsmAnd, /v1); empty: none
 	Neighbors []string `toml:"neighbors"` // as written; see Config.Links for the symmetric set
+	// Advertise is the address neighbours dial (host:port), for a server
+	// behind NAT or in a container; required when addr or peer_addr listens
+	// on every interface (0.0.0.0, [::] or no host). Empty: peer_addr, else
+	// addr.
+	Advertise string `toml:"advertise"`
 }
 
 // Providers are the valid values of places.provider.
@@ -295,6 +300,7 @@ func (c *Config) Validate() error {
 				return err
 			}
 		}
+
 		if s.Metrics != "" {
 			if err := useAddr(key+".metrics", s.Metrics, s.Name+" (metrics)"); err != nil {
 				return err
@@ -319,6 +325,11 @@ func (c *Config) Validate() error {
 				return fail(key, "neighbour %q listed twice", n)
 			}
 			seen[n] = true
+		}
+	}
+	for i, s := range c.Servers {
+		if err := s.checkAdvertise(fmt.Sprintf("server[%d]", i), len(c.Links(s.Name)) > 0, fail); err != nil {
+			return err
 		}
 	}
 	if _, ok := logLevels[c.LogLevel]; !ok {
@@ -535,8 +546,47 @@ func (s Server) SeparatePeerListener() bool {
 	return s.PeerAddr != s.Addr || port == "0"
 }
 
+// checkAdvertise checks advertise's form and, for a server with links,
+// requires it when a listener that neighbours dial is on every interface
+// (dialling 0.0.0.0 reaches only the same machine).
+func (s Server) checkAdvertise(key string, linked bool, fail func(key, format string, args ...any) error) error {
+	if s.Advertise != "" {
+		host, port, err := net.SplitHostPort(s.Advertise)
+		switch {
+		case err != nil:
+			return fail(key+".advertise", "bad address %q: want host:port", s.Advertise)
+		case unspecified(host):
+			return fail(key+".advertise", "%s is not an address neighbours can dial: give this host's address as they reach it", s.Advertise)
+		case port == "0":
+			return fail(key+".advertise", "%s: give the port neighbours dial, not 0", s.Advertise)
+		}
+		return nil
+	}
+	if !linked {
+		return nil
+	}
+	for _, l := range []struct{ key, addr string }{{"addr", s.Addr}, {"peer_addr", s.PeerAddr}} {
+		if host, _, err := net.SplitHostPort(l.addr); err == nil && unspecified(host) {
+			return fail(key+"."+l.key, "%s listens on every interface: neighbours cannot dial that; add advertise = \"HOST:PORT\" (the address they dial) to this [[server]]", l.addr)
+		}
+	}
+	return nil
+}
+
+// unspecified reports whether host means every interface.
+func unspecified(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
+}
+
 // PeerAddrOf returns where other servers connect to s.
 func (s Server) PeerAddrOf() string {
+	if s.Advertise != "" {
+		return s.Advertise
+	}
 	if s.PeerAddr != "" {
 		return s.PeerAddr
 	}

@@ -258,7 +258,7 @@ func TestTLSSettings(t *testing.T) {
 
 func TestUnprotected(t *testing.T) {
 	cfgOf := func(extra, addrA, peerA string) *Config {
-		text := extra + fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\npeer_addr = %q\nneighbors = [\"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n[[server]]\nname = \"Lone\"\naddr = \"0.0.0.0:5\"\n", addrA, peerA)
+		text := extra + fmt.Sprintf("[[server]]\nname = \"A\"\naddr = %q\npeer_addr = %q\nadvertise = \"10.9.9.9:3\"\nneighbors = [\"B\"]\n[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\n[[server]]\nname = \"Lone\"\naddr = \"0.0.0.0:5\"\n", addrA, peerA)
 		c, err := Parse("h.toml", []byte(text))
 		if err != nil {
 			t.Fatal(err)
@@ -295,5 +295,56 @@ func TestUnprotected(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestAdvertise(t *testing.T) {
+	const b = "[[server]]\nname = \"B\"\naddr = \"127.0.0.1:2\"\nneighbors = [\"A\"]\n"
+	tests := map[string]struct {
+		a    string // server A's keys
+		want string // substring of the error; empty: valid, and PeerAddrOf
+	}{
+		"every interface":         {"addr = \"0.0.0.0:1\"\n", "server[0].addr: 0.0.0.0:1 listens on every interface"},
+		"every interface v6":      {"addr = \"[::]:1\"\n", "server[0].addr: [::]:1 listens on every interface"},
+		"no host":                 {"addr = \":1\"\n", "server[0].addr: :1 listens on every interface"},
+		"peer_addr":               {"addr = \"127.0.0.1:1\"\npeer_addr = \"0.0.0.0:3\"\n", "server[0].peer_addr: 0.0.0.0:3 listens"},
+		"advertised":              {"addr = \"0.0.0.0:1\"\nadvertise = \"10.0.0.11:1\"\n", "10.0.0.11:1"},
+		"advertise wins":          {"addr = \"127.0.0.1:1\"\npeer_addr = \"127.0.0.1:3\"\nadvertise = \"herd-1.example:3\"\n", "herd-1.example:3"},
+		"advertise unspecified":   {"addr = \"0.0.0.0:1\"\nadvertise = \"0.0.0.0:1\"\n", "server[0].advertise: 0.0.0.0:1 is not an address neighbours can dial"},
+		"advertise port 0":        {"addr = \"0.0.0.0:1\"\nadvertise = \"10.0.0.11:0\"\n", "server[0].advertise: 10.0.0.11:0"},
+		"advertise not host:port": {"addr = \"0.0.0.0:1\"\nadvertise = \"10.0.0.11\"\n", "server[0].advertise: bad address"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			c, err := Parse("h.toml", []byte("[[server]]\nname = \"A\"\n"+tt.a+b))
+			if strings.Contains(tt.want, "listens") || strings.Contains(tt.want, "advertise") {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("error %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, _ := c.Server("A"); a.PeerAddrOf() != tt.want {
+				t.Fatalf("PeerAddrOf %q, want %q", a.PeerAddrOf(), tt.want)
+			}
+		})
+	}
+}
+
+// TestEveryExampleLoads: every herd config shipped under examples/ is valid.
+func TestEveryExampleLoads(t *testing.T) {
+	files, err := filepath.Glob("../../examples/*/*.toml")
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		if strings.Contains(filepath.Base(f), "tokens") {
+			continue // a tokens file, not a herd config
+		}
+		if _, err := Load(f); err != nil {
+			t.Error(err)
+		}
 	}
 }

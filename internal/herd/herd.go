@@ -150,9 +150,12 @@ func Start(o Options) (*Herd, error) {
 				return nil, fmt.Errorf("server %s: peer_addr: %w", name, err)
 			}
 			ls[len(ls)-1] = b
-			h.addrs[name] = b.pln.Addr().String()
-		} else {
+		}
+		if s.Advertise == "" { // in this process, neighbours dial the port actually bound
 			h.addrs[name] = b.cln.Addr().String()
+			if b.pln != nil {
+				h.addrs[name] = b.pln.Addr().String()
+			}
 		}
 		if s.Metrics != "" {
 			if b.mln, err = h.listen(s.Metrics); err != nil {
@@ -641,5 +644,5 @@ func (m *Member) openStore(cfg *config.Config, logger *slog.Logger) (durability,
 
 // entries yields the table's records for a snapshot.
 func (m *Member) entries(yield func(store.Entry) bool) {
-	m.Table.Range(func(r location.Record) bool { return yield(store.Entry{Seq: r.Seq, Line: r.Line}) })
+	m.Table.RangeAll(func(r location.Record) bool { return yield(store.Entry{Seq: r.Seq, Line: r.Line}) })
 }
