@@ -23,6 +23,12 @@ type Limits struct {
 	// clock minus this, and refuses such records. Zero: records are kept
 	// for ever.
 	TTL time.Duration
+	// TombstoneTTL forgets a tombstone (a deleted client) once its time is
+	// older than the table's clock minus this, and refuses such
+	// tombstones; with a TTL, a tombstone older than TTL is forgotten too,
+	// since every record it could still beat has expired. Zero: tombstones
+	// are kept for ever (or for TTL).
+	TombstoneTTL time.Duration
 }
 
 // Option configures a Table at NewTable.
@@ -43,6 +49,8 @@ var (
 	ErrFuture  = errors.New("client time is later than this server's clock plus max_clock_skew")
 	ErrFull    = errors.New("location table is full (max_clients): no room for a new client")
 	ErrExpired = errors.New("client time is older than this server's clock minus ttl")
+	// ErrDeleted refuses an IAMAT timed at or before the client's deletion.
+	ErrDeleted = errors.New("the client was deleted at or after this time")
 )
 
 // warnEvery is the least time between two log lines about refusals of one
@@ -105,13 +113,18 @@ func (t *Table) Limits() Limits { return t.lim }
 type bounds struct {
 	latest   protocol.Time // records timed after it are refused; valid if skew
 	earliest protocol.Time // records timed before it are expired; valid if ttl
+	tombs    protocol.Time // tombstones timed before it are expired; valid if tombTTL
 	skew     bool
 	ttl      bool
+	tombTTL  bool
 }
+
+// timeLimits reports whether the table expires anything.
+func (t *Table) timeLimits() bool { return t.lim.TTL > 0 || t.lim.TombstoneTTL > 0 }
 
 // bounds reads the clock once; without time limits it does not read it.
 func (t *Table) bounds() bounds {
-	if t.lim.MaxClockSkew <= 0 && t.lim.TTL <= 0 {
+	if t.lim.MaxClockSkew <= 0 && !t.timeLimits() {
 		return bounds{}
 	}
 	now := t.now()
@@ -122,6 +135,12 @@ func (t *Table) bounds() bounds {
 	}
 	if d := t.lim.TTL; d > 0 {
 		b.ttl, b.earliest = true, timeAt(sec, nsec-int64(d))
+		b.tombTTL, b.tombs = true, b.earliest
+	}
+	if d := t.lim.TombstoneTTL; d > 0 {
+		if e := timeAt(sec, nsec-int64(d)); !b.tombTTL || e.Compare(b.tombs) > 0 {
+			b.tombTTL, b.tombs = true, e
+		}
 	}
 	return b
 }
@@ -152,9 +171,29 @@ func (b bounds) check(tm protocol.Time) error {
 	return nil
 }
 
-// expired reports whether a stored entry is past the TTL.
+// checkRecord is check for a record or a tombstone, each by its own time
+// to live.
+func (b bounds) checkRecord(r Record) error {
+	if !r.Deleted() {
+		return b.check(r.Time)
+	}
+	switch {
+	case b.skew && r.Time.Compare(b.latest) > 0:
+		return ErrFuture
+	case b.tombTTL && r.Time.Compare(b.tombs) < 0:
+		return ErrExpired
+	}
+	return nil
+}
+
+// expired reports whether a stored entry is past its time to live (TTL
+// for records, TombstoneTTL for tombstones).
 func (b bounds) expired(e entry) bool {
-	return b.ttl && (protocol.Time{Sec: e.sec, Nsec: e.nsec}).Compare(b.earliest) < 0
+	tm := protocol.Time{Sec: e.sec, Nsec: e.nsec}
+	if e.deleted() {
+		return b.tombTTL && tm.Compare(b.tombs) < 0
+	}
+	return b.ttl && tm.Compare(b.earliest) < 0
 }
 
 // refuse counts a refused record and logs it if no refusal of that reason
@@ -180,38 +219,104 @@ func (t *Table) refuse(err error) {
 	t.log.Warn("location updates refused (logged at most once a minute per reason)", args...)
 }
 
-// Expire forgets every record older than the TTL and returns how many it
-// forgot. Expired records are already invisible to Get and Range; Expire
-// frees their memory and their place under MaxClients. It is not a change:
-// no Seq is used and no hook runs, since every server expires the same
-// records by itself.
-func (t *Table) Expire() int {
-	if t.lim.TTL <= 0 {
+// Expire forgets every record older than the TTL and every tombstone older
+// than the TombstoneTTL, and returns how many records (tombstones not
+// counted) it forgot. Expired entries are already invisible to Get and
+// Range; Expire frees their memory and their place under MaxClients. It is
+// not a change: no Seq is used and no hook runs, since every server expires
+// the same records by itself.
+func (t *Table) Expire() int { return t.ExpireFunc(nil) }
+
+// ExpireFunc is Expire that calls forget, if not nil, with each record
+// (not tombstone) it forgets. forget runs with the change lock held, in
+// order with the change hooks, so that whatever follows the table through
+// its hooks (an index of locations) can follow expiry too; like a hook it
+// must be quick and must not call back into the table's change methods.
+func (t *Table) ExpireFunc(forget func(Record)) int {
+	if !t.timeLimits() {
 		return 0
 	}
 	b := t.bounds()
-	n := 0
+	n, tombs := 0, 0
+	var gone []Record
 	for i := range t.shards {
 		s := &t.shards[i]
+		t.mu.Lock()
 		s.mu.Lock()
+		gone = gone[:0]
 		for k, e := range s.m {
-			if b.expired(e) {
-				delete(s.m, k)
-				n++
+			if !b.expired(e) {
+				continue
+			}
+			delete(s.m, k)
+			if e.deleted() {
+				tombs++
+				t.tombs.Add(-1)
+				continue
+			}
+			n++
+			t.n.Add(-1)
+			if forget != nil {
+				gone = append(gone, t.recordLocked(e, len(k)))
 			}
 		}
 		s.mu.Unlock()
+		for _, r := range gone {
+			forget(r)
+		}
+		t.mu.Unlock()
 	}
-	t.n.Add(int64(-n))
+	t.n.Add(int64(-tombs))
 	t.stats.expired.Add(uint64(n))
 	return n
 }
 
-// ExpireEvery is how often Expire should run for the table's TTL: a tenth
-// of it, between a second and a minute; zero without a TTL.
+// ExpireEvery is how often Expire should run for the table's TTL and
+// TombstoneTTL: a tenth of the shorter, between a second and a minute;
+// zero without either.
 func (t *Table) ExpireEvery() time.Duration {
-	if t.lim.TTL <= 0 {
+	d := t.lim.TTL
+	if td := t.lim.TombstoneTTL; td > 0 && (d <= 0 || td < d) {
+		d = td
+	}
+	if d <= 0 {
 		return 0
 	}
-	return min(max(t.lim.TTL/10, time.Second), time.Minute)
+	return min(max(d/10, time.Second), time.Minute)
+}
+
+// Delete makes a tombstone for client, timed at the table's clock (or one
+// nanosecond after the stored record, when that record's client time is
+// ahead of the clock), naming server as the one that deleted it, and
+// applies it as ApplyLocal would: the change hooks see it (so it is stored
+// and flooded). It returns the tombstone and true, or false when the table
+// holds no location for client (unknown, expired or already deleted).
+func (t *Table) Delete(server, client string) (Record, bool) {
+	b := t.bounds()
+	s := t.shard(client)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.mu.Lock()
+	e, ok := s.m[client]
+	if !ok || e.deleted() || b.expired(e) {
+		s.mu.Unlock()
+		return Record{}, false
+	}
+	now := t.now()
+	tm := timeAt(now.Unix(), int64(now.Nanosecond()))
+	if old := (protocol.Time{Sec: e.sec, Nsec: e.nsec}); tm.Compare(old) <= 0 {
+		tm = timeAt(old.Sec, int64(old.Nsec)+1)
+	}
+	line := string(protocol.AppendDEL(nil, server, client, tm))
+	off := clientField(line)
+	t.seq++
+	r := Record{Line: line, Client: line[off : off+len(client)], Time: tm, Seq: t.seq}
+	ne := toEntry(r, 0)
+	s.m[key(ne, len(client))] = ne
+	t.tombs.Add(1)
+	s.mu.Unlock()
+	for _, h := range t.hooks {
+		h(r, "")
+	}
+	return r, true
 }

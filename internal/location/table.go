@@ -11,6 +11,16 @@
 // Rule 2 lets two servers that received different IAMATs with the same
 // client time agree on one of them without any coordination.
 //
+// A deleted client is held as a tombstone (see protocol.AppendDEL): a
+// record whose line is "DEL <server> <client> <time>", timed at the
+// deleting server's clock. It merges by the same rule — it beats every
+// record older than its time, loses to newer ones, and at an equal time
+// wins, since "DEL" sorts after "AT" — so a record older than the deletion
+// that arrives later, from a neighbour that was away, cannot bring the
+// location back. Readers (Get, GetBytes, Range) never see tombstones;
+// RangeAll does, for catch-up and snapshots. Tombstones are forgotten once
+// older than Limits.TombstoneTTL.
+//
 // A table may also bound what it holds (see Limits): client times too far
 // ahead of the server's clock, new clients beyond a count, and records
 // older than a time to live are refused, whether they come from a client
@@ -40,11 +50,18 @@ type Record struct {
 	From   string        // the neighbour it came from; empty for a client's IAMAT (or unknown); set by the Table
 }
 
-// NewRecord builds a record from an AT line, validating it. White space
-// around the line (such as its line ending) is not kept.
+// Deleted reports whether r is a tombstone.
+func (r Record) Deleted() bool { return protocol.IsDEL(r.Line) }
+
+// NewRecord builds a record from an AT line or a tombstone line, validating
+// it. White space around the line (such as its line ending) is not kept.
 func NewRecord(line []byte) (Record, error) {
 	line = bytes.TrimFunc(line, func(r rune) bool { return r < utf8.RuneSelf && asciiSpace[r] })
-	client, t, err := protocol.CheckAT(line)
+	check := protocol.CheckAT
+	if protocol.IsDEL(string(line)) {
+		check = protocol.CheckDEL
+	}
+	client, t, err := check(line)
 	if err != nil {
 		return Record{}, err
 	}
@@ -55,11 +72,12 @@ func NewRecord(line []byte) (Record, error) {
 }
 
 // Offer applies an update from the neighbour named from, given as its AT
-// line already checked by protocol.CheckAT (client and t from it). A stale
+// line already checked by protocol.CheckAT, or a tombstone line checked by
+// protocol.CheckDEL (client and t from it). A stale
 // update — the common case in a flood — is recognised before anything is
 // allocated. Offer reports whether the table changed.
 func (t *Table) Offer(line, client []byte, tm protocol.Time, from string) bool {
-	if old, ok := t.GetBytes(client); ok {
+	if old, ok := t.getBytes(client, true); ok {
 		switch tm.Compare(old.Time) {
 		case -1:
 			return false
@@ -104,6 +122,7 @@ type Table struct {
 	now      func() time.Time // immutable after NewTable
 	log      *slog.Logger     // immutable after NewTable
 	n        atomic.Int64     // entries in all shards (expired ones not yet swept included): whatever adds or deletes one updates it
+	tombs    atomic.Int64     // how many of the n entries are tombstones: whatever changes one updates it
 	stats    counters
 	lastWarn [numReasons]atomic.Int64 // when a refusal was last logged, by reason (Unix ns)
 
@@ -176,20 +195,29 @@ func (t *Table) fromIndexLocked(name string) uint8 {
 	return i
 }
 
-// toEntry stores r, whose client id is the fourth field of its line.
+// toEntry stores r, whose client id is the fourth field of its line (the
+// third of a tombstone's).
 func toEntry(r Record, from uint8) entry {
-	return entry{line: r.Line, sec: r.Time.Sec, nsec: r.Time.Nsec, clientOff: uint16(fourthField(r.Line)), from: from, seq: r.Seq}
+	return entry{line: r.Line, sec: r.Time.Sec, nsec: r.Time.Nsec, clientOff: uint16(clientField(r.Line)), from: from, seq: r.Seq}
 }
 
-// fourthField returns the offset of the fourth white-space separated field
-// of an AT line ("AT server diff client …").
-func fourthField(line string) int {
+// deleted reports whether a stored entry is a tombstone.
+func (e entry) deleted() bool { return len(e.line) > 0 && e.line[0] == 'D' }
+
+// clientField returns the offset of the client id in a record line: the
+// fourth white-space separated field of an AT line ("AT server diff client
+// …"), the third of a tombstone ("DEL server client time").
+func clientField(line string) int {
+	field := 3
+	if protocol.IsDEL(line) {
+		field = 2
+	}
 	i, n := 0, 0
 	for i < len(line) {
 		for i < len(line) && line[i] < utf8.RuneSelf && asciiSpace[line[i]] {
 			i++
 		}
-		if n == 3 {
+		if n == field {
 			return i
 		}
 		for i < len(line) && !(line[i] < utf8.RuneSelf && asciiSpace[line[i]]) {
@@ -242,7 +270,7 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 	dropped := map[error]int{}
 	for _, r := range recs {
 		t.seq = max(t.seq, r.Seq)
-		if err := b.check(r.Time); err != nil {
+		if err := b.checkRecord(r); err != nil {
 			t.stats.count(reasonOf(err))
 			dropped[err]++
 			continue
@@ -256,6 +284,7 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 			if !ok {
 				t.n.Add(1)
 			}
+			t.countTomb(ok && old.deleted(), e.deleted())
 		}
 		s.mu.Unlock()
 	}
@@ -288,35 +317,54 @@ func (t *Table) shard(client string) *shard {
 	return &t.shards[maphash.String(t.seed, client)%shardCount]
 }
 
-// Get returns the stored record of client.
+// Get returns the stored record of client; a deleted client (a tombstone)
+// is not found.
 func (t *Table) Get(client string) (Record, bool) {
 	s := t.shard(client)
 	s.mu.RLock()
 	e, ok := s.m[client]
 	s.mu.RUnlock()
-	if !ok || t.lim.TTL > 0 && t.bounds().expired(e) {
+	if !ok || e.deleted() || t.timeLimits() && t.bounds().expired(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
 }
 
 // GetBytes is Get for a client id held in a byte slice; it does not allocate.
-func (t *Table) GetBytes(client []byte) (Record, bool) {
+func (t *Table) GetBytes(client []byte) (Record, bool) { return t.getBytes(client, false) }
+
+// getBytes is GetBytes that, with tombs, also finds tombstones.
+func (t *Table) getBytes(client []byte, tombs bool) (Record, bool) {
 	s := &t.shards[maphash.Bytes(t.seed, client)%shardCount]
 	s.mu.RLock()
 	e, ok := s.m[string(client)]
 	s.mu.RUnlock()
-	if !ok || t.lim.TTL > 0 && t.bounds().expired(e) {
+	if !ok || !tombs && e.deleted() || t.timeLimits() && t.bounds().expired(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
+}
+
+// Tombstones returns how many deleted clients the table remembers.
+func (t *Table) Tombstones() int { return int(t.tombs.Load()) }
+
+// countTomb updates the tombstone count for an entry that was a tombstone
+// (was) and now is one (is) or not.
+func (t *Table) countTomb(was, is bool) {
+	switch {
+	case is && !was:
+		t.tombs.Add(1)
+	case was && !is:
+		t.tombs.Add(-1)
+	}
 }
 
 // ApplyLocal offers a record made from an IAMAT this server received. It is
 // stored only if it is strictly newer than the stored one. ApplyLocal returns
 // the record now stored and whether it changed; a record the table's
 // limits refuse is not stored, and err says why (ErrFuture, ErrFull or
-// ErrExpired): the client is to be answered "? <line>".
+// ErrExpired, or ErrDeleted when the client was deleted at or after its
+// time): the client is to be answered "? <line>".
 func (t *Table) ApplyLocal(r Record) (stored Record, changed bool, err error) {
 	return t.apply(r, "", true)
 }
@@ -332,7 +380,7 @@ func (t *Table) Apply(r Record, from string) (Record, bool) {
 
 func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
 	b := t.bounds()
-	if err := b.check(r.Time); err != nil {
+	if err := b.checkRecord(r); err != nil {
 		t.refuse(err)
 		return Record{}, false, err
 	}
@@ -341,13 +389,22 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
 	defer t.mu.Unlock()
 	s.mu.Lock()
 	e, known := s.m[r.Client]
-	if known {
+	wasTomb := known && e.deleted()
+	if known && b.expired(e) {
+		// Expired but not yet swept: as good as absent, but its place
+		// under MaxClients is taken.
+		e.line, e.sec, e.nsec = "", 0, 0
+	}
+	if known && e.line != "" {
 		old := t.recordLocked(e, len(r.Client))
 		if local && r.Time.Compare(old.Time) <= 0 || !local && !r.Wins(old) {
 			s.mu.Unlock()
+			if old.Deleted() {
+				return Record{}, false, ErrDeleted
+			}
 			return old, false, nil
 		}
-	} else if t.lim.MaxClients > 0 && t.n.Load() >= int64(t.lim.MaxClients) {
+	} else if !known && t.lim.MaxClients > 0 && t.n.Load() >= int64(t.lim.MaxClients) {
 		s.mu.Unlock()
 		t.refuse(ErrFull)
 		return Record{}, false, ErrFull
@@ -359,6 +416,7 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
 	if !known {
 		t.n.Add(1)
 	}
+	t.countTomb(wasTomb, e.deleted())
 	s.mu.Unlock()
 	for _, h := range t.hooks {
 		h(r, from)
@@ -374,17 +432,24 @@ func (t *Table) Len() int { return int(t.n.Load()) }
 // at a time and calls f without holding a lock, so f may block or call back
 // into t; records changed during Range may or may not be seen.
 //
-// Expired records are not seen, so a neighbour catching up is never sent
-// one.
-func (t *Table) Range(f func(Record) bool) {
+// Expired records are not seen, and neither are tombstones (see RangeAll).
+func (t *Table) Range(f func(Record) bool) { t.rangeEntries(false, f) }
+
+// RangeAll is Range including tombstones: what a neighbour catching up is
+// sent and what a snapshot keeps. Expired records and tombstones are not
+// seen, so a neighbour catching up is never sent one.
+func (t *Table) RangeAll(f func(Record) bool) { t.rangeEntries(true, f) }
+
+func (t *Table) rangeEntries(tombs bool, f func(Record) bool) {
 	b := t.bounds()
+	limited := t.timeLimits()
 	var buf []Record
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.RLock()
 		buf = buf[:0]
 		for k, e := range s.m {
-			if t.lim.TTL > 0 && b.expired(e) {
+			if !tombs && e.deleted() || limited && b.expired(e) {
 				continue
 			}
 			buf = append(buf, Record{Line: e.line, Client: k, Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.fromName(e.from)})

@@ -9,7 +9,7 @@ import (
 
 // Message kinds after the handshake.
 const (
-	msgAT        = iota + 1 // AT <server> <diff> <client> <location> <time>
+	msgAT        = iota + 1 // a record: AT <server> <diff> <client> <location> <time>, or a tombstone: DEL <server> <client> <time>
 	msgSync                 // SYNC <epoch> <seq>: send me your changes after seq of epoch
 	msgSynced               // SYNCED <epoch> <seq>: you now have my changes up to seq
 	msgSeq                  // SEQ <seq>: you now have my changes up to seq (same epoch)
@@ -20,7 +20,7 @@ const (
 
 type message struct {
 	kind         int
-	line, client []byte // AT: the line without surrounding white space, and its client id (aliasing the read buffer)
+	line, client []byte // AT or DEL: the line without surrounding white space, and its client id (aliasing the read buffer)
 	time         protocol.Time
 	epoch, seq   uint64
 }
@@ -31,9 +31,13 @@ var errMessage = errors.New("malformed peer message")
 func parseMessage(line []byte) (message, error) {
 	word, rest := cut(line)
 	switch string(word) {
-	case "AT":
+	case "AT", "DEL":
 		line = trimSpace(line)
-		client, t, err := protocol.CheckAT(line)
+		check := protocol.CheckAT
+		if string(word) == "DEL" {
+			check = protocol.CheckDEL
+		}
+		client, t, err := check(line)
 		if err != nil {
 			return message{}, err
 		}

@@ -13,6 +13,8 @@ func TestParseMessage(t *testing.T) {
 		bad   bool
 	}{
 		"update":         {line: "AT Goloman +0.263873386 kiwi +34.068930-118.445127 1621464827.959498503\n", kind: msgAT},
+		"tombstone":      {line: "DEL Goloman kiwi 1621464827.959498503\n", kind: msgAT},
+		"bad tombstone":  {line: "DEL Goloman kiwi\n", bad: true},
 		"sync":           {line: "SYNC 42 7\n", kind: msgSync, epoch: 42, seq: 7},
 		"synced":         {line: "SYNCED 42 9\r\n", kind: msgSynced, epoch: 42, seq: 9},
 		"seq":            {line: "SEQ 10\n", kind: msgSeq, seq: 10},

@@ -86,7 +86,7 @@ func (w *writer) sendCatchUp(req Pos) bool {
 	from = min(from, c.base)
 	start := w.cw.n
 	sent := 0
-	m.table.Range(func(r location.Record) bool {
+	m.table.RangeAll(func(r location.Record) bool { // tombstones too: a deletion survives catch-up
 		if r.Seq <= from || r.Seq > c.base || r.From == c.peer {
 			return true // the neighbour has it, it came from there, or it comes through c.out
 		}
