@@ -286,6 +286,12 @@ const (
 	helpRejected = "Location updates (from clients and neighbours) refused by a [locations] limit, by reason: future (max_clock_skew), full (max_clients), expired (ttl)."
 	descStoreErr = "herd_store_errors_total"
 	helpStoreErr = "Failed writes, fsyncs and truncations of the data directory's log; while it fails, IAMATs that change state are answered with ? and /healthz answers 503."
+	descFsyncs   = "herd_store_fsyncs_total"
+	helpFsyncs   = "Fsyncs of the data directory's log."
+	descFsyncMax = "herd_store_fsync_max_seconds"
+	helpFsyncMax = "The longest fsync of the data directory's log since the server started."
+	descFsyncLst = "herd_store_fsync_last_seconds"
+	helpFsyncLst = "How long the last fsync of the data directory's log took."
 	descExpired  = "herd_clients_expired_total"
 	helpExpired  = "Locations forgotten because their client time became older than [locations] ttl."
 )
@@ -307,6 +313,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.desc(descRejected, helpRejected, "reason")
 	ch <- c.desc(descExpired, helpExpired)
 	ch <- c.desc(descStoreErr, helpStoreErr)
+	ch <- c.desc(descFsyncs, helpFsyncs)
+	ch <- c.desc(descFsyncMax, helpFsyncMax)
+	ch <- c.desc(descFsyncLst, helpFsyncLst)
 	ch <- c.desc(descLinkDown, helpLinkDown, "peer", "reason")
 	ch <- c.desc(descHSRefused, helpHSRefused, "reason")
 	ch <- c.desc(descHSProgress, helpHSProgress)
@@ -328,6 +337,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.desc(descExpired, helpExpired), prometheus.CounterValue, float64(s.Locations.Expired))
 	if s.Store != nil {
 		ch <- prometheus.MustNewConstMetric(c.desc(descStoreErr, helpStoreErr), prometheus.CounterValue, float64(s.Store.Errors))
+		ch <- prometheus.MustNewConstMetric(c.desc(descFsyncs, helpFsyncs), prometheus.CounterValue, float64(s.Store.Fsyncs))
+		ch <- prometheus.MustNewConstMetric(c.desc(descFsyncMax, helpFsyncMax), prometheus.GaugeValue, s.Store.MaxFsync.Seconds())
+		ch <- prometheus.MustNewConstMetric(c.desc(descFsyncLst, helpFsyncLst), prometheus.GaugeValue, s.Store.LastFsync.Seconds())
 	}
 	for _, l := range s.Links {
 		up := 0.0
