@@ -129,7 +129,8 @@ func (f *faultHerd) start(name string) {
 	f.mu.Lock()
 	f.procs[name] = cmd
 	f.mu.Unlock()
-	waitFor(f.t, 10*time.Second, name+" to listen", func() bool { // f.t: only Fatal on timeout
+	// Generous: a loaded machine may take seconds to start a process.
+	waitFor(f.t, 30*time.Second, name+" to listen", func() bool { // f.t: only Fatal on timeout
 		nc, err := net.DialTimeout("tcp", f.client[name], time.Second)
 		if err == nil {
 			nc.Close()

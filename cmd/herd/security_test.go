@@ -65,6 +65,7 @@ func TestProtectedModeRefusesOpenListener(t *testing.T) {
 [[server]]
 name = "A"
 addr = "0.0.0.0:0"
+advertise = "10.1.2.3:12000"
 neighbors = ["B"]
 [[server]]
 name = "B"

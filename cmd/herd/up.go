@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"herd/internal/config"
@@ -107,8 +109,18 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	if cfg.LogDir != "" {
 		where = "logs in " + cfg.LogDir + "/<name>.log"
 	}
-	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops", len(h.Members()), describe(cfg), where))
-	<-ctx.Done()
+	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops, SIGHUP reloads the config", len(h.Members()), describe(cfg), where))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			cfg = reload(e, h, cfg, len(secrets) > 0, progress)
+		}
+	}
 	progress.Info("stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -117,6 +129,35 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	}
 	progress.Info("stopped")
 	return nil
+}
+
+// reload re-reads the config file of a running herd and applies it
+// (SIGHUP); a config with an error is refused and cur stays. It returns
+// the config now in force.
+func reload(e *env, h *herd.Herd, cur *config.Config, hasSecret bool, progress *slog.Logger) *config.Config {
+	if cur.File == "" {
+		progress.Warn("reload: the herd runs the built-in config, there is no file to read again")
+		return cur
+	}
+	cfg, err := config.Load(cur.File)
+	if err != nil {
+		progress.Error("reload refused, the running config stays", "err", err.Error())
+		return cur
+	}
+	o := herd.ReloadOptions{HasSecret: hasSecret}
+	if cfg.Places != cur.Places {
+		o.NewFinder = finderFactory(cfg.Places, e.getenv, progress)
+	}
+	notes, err := h.Reload(cfg, o)
+	if err != nil {
+		progress.Error("reload refused, the running config stays", "err", err.Error())
+		return cur
+	}
+	for _, n := range notes {
+		progress.Info("reload: " + n)
+	}
+	progress.Info("reloaded " + cfg.File)
+	return cfg
 }
 
 // loadSecrets returns the peer secrets: HERD_PEER_SECRET if set, else the

@@ -18,8 +18,10 @@ import (
 	"time"
 
 	"herd/internal/config"
+	"herd/internal/geo"
 	"herd/internal/httpapi"
 	"herd/internal/location"
+	"herd/internal/live"
 	"herd/internal/logging"
 	"herd/internal/metrics"
 	"herd/internal/peer"
@@ -52,6 +54,9 @@ type Options struct {
 	// StoreOptions, if set, adjusts the store options of each member with
 	// a data directory before it opens (tests inject disk faults).
 	StoreOptions func(server string, o *store.Options)
+	// HTTPOptions, if set, adjusts the HTTP API options of each member
+	// with an http listener (tests shorten stream timeouts).
+	HTTPOptions func(server string, o *httpapi.Options)
 	// Progress receives human-readable events (links up/down, listening);
 	// nil: discarded.
 	Progress *slog.Logger
@@ -71,6 +76,7 @@ type Herd struct {
 	tokens       *httpapi.Tokens    // [http] tokens_file; nil without one
 	local        map[string]bool    // guarded by mu: the servers this process runs
 	warnedFDs    sync.Once          // the max_conns warning goes to the progress output once
+	reload       sync.Mutex         // serialises Reload
 }
 
 // Member is one running server.
@@ -85,7 +91,8 @@ type Member struct {
 	Server      *server.Server
 	Metrics     *metrics.Server
 	Store       *store.Store // nil without data_dir
-	Recent      *status.Recent
+	Index       *geo.Index   // where every client is, kept in step with Table
+	Live        *live.Log    // the latest changes, for streams and the status page
 	started     time.Time
 	certExpiry  time.Time // of the peer certificate; zero without TLS
 	h           *Herd
@@ -121,14 +128,10 @@ func Start(o Options) (*Herd, error) {
 		h.addrs[s.Name] = s.PeerAddrOf()
 		h.metricsAddrs[s.Name] = s.Metrics
 	}
-	type bound struct {
-		s                  config.Server
-		cln, pln, mln, hln net.Listener
-	}
 	var ls []bound
 	closeAll := func() {
 		for _, b := range ls {
-			closeListeners(b.cln, b.pln, b.mln, b.hln)
+			b.close()
 		}
 	}
 	for _, name := range names {
@@ -137,43 +140,15 @@ func Start(o Options) (*Herd, error) {
 			closeAll()
 			return nil, fmt.Errorf("no server named %q in the config (servers are %v)", name, o.Config.Names())
 		}
-		b := bound{s: s}
-		var err error
-		if b.cln, err = h.listen(s.Addr); err != nil {
+		b, err := h.bind(s)
+		if err != nil {
 			closeAll()
-			return nil, fmt.Errorf("server %s: %w", name, err)
+			return nil, err
 		}
 		ls = append(ls, b)
-		if s.SeparatePeerListener() {
-			if b.pln, err = h.listen(s.PeerAddr); err != nil {
-				closeAll()
-				return nil, fmt.Errorf("server %s: peer_addr: %w", name, err)
-			}
-			ls[len(ls)-1] = b
-		}
-		if s.Advertise == "" { // in this process, neighbours dial the port actually bound
-			h.addrs[name] = b.cln.Addr().String()
-			if b.pln != nil {
-				h.addrs[name] = b.pln.Addr().String()
-			}
-		}
-		if s.Metrics != "" {
-			if b.mln, err = h.listen(s.Metrics); err != nil {
-				closeAll()
-				return nil, fmt.Errorf("server %s: metrics: %w", name, err)
-			}
-			ls[len(ls)-1] = b
-		}
-		if s.HTTP != "" {
-			if b.hln, err = h.listen(s.HTTP); err != nil {
-				closeAll()
-				return nil, fmt.Errorf("server %s: http: %w", name, err)
-			}
-			ls[len(ls)-1] = b
-		}
 	}
 	for _, b := range ls {
-		m, err := h.startMember(b.s, b.cln, b.pln, b.mln, b.hln)
+		m, err := h.startMember(b)
 		if err != nil {
 			closeAll()
 			h.Close(context.Background())
@@ -182,6 +157,48 @@ func Start(o Options) (*Herd, error) {
 		h.members[m.Name] = m
 	}
 	return h, nil
+}
+
+// bound is a server's listeners, bound before it starts.
+type bound struct {
+	s                  config.Server
+	cln, pln, mln, hln net.Listener
+}
+
+func (b bound) close() { closeListeners(b.cln, b.pln, b.mln, b.hln) }
+
+// bind listens on every address of s, so clients can connect at once, and
+// records where neighbours in this process dial it. On error nothing is
+// left listening.
+func (h *Herd) bind(s config.Server) (bound, error) {
+	b := bound{s: s}
+	var err error
+	listen := func(ln *net.Listener, addr, what string) {
+		if err == nil && addr != "" {
+			if *ln, err = h.listen(addr); err != nil {
+				err = fmt.Errorf("server %s: %s%w", s.Name, what, err)
+			}
+		}
+	}
+	listen(&b.cln, s.Addr, "")
+	if s.SeparatePeerListener() {
+		listen(&b.pln, s.PeerAddr, "peer_addr: ")
+	}
+	listen(&b.mln, s.Metrics, "metrics: ")
+	listen(&b.hln, s.HTTP, "http: ")
+	if err != nil {
+		b.close()
+		return bound{}, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.Advertise == "" { // in this process, neighbours dial the port actually bound
+		h.addrs[s.Name] = b.cln.Addr().String()
+		if b.pln != nil {
+			h.addrs[s.Name] = b.pln.Addr().String()
+		}
+	}
+	return b, nil
 }
 
 // closeListeners closes the listeners that are not nil.
@@ -211,9 +228,10 @@ func (h *Herd) listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*Member, error) {
+func (h *Herd) startMember(b bound) (*Member, error) {
+	s, cln, pln, mln, hln := b.s, b.cln, b.pln, b.mln, b.hln
 	m := &Member{Name: s.Name, ClientAddr: cln.Addr().String(), done: make(chan struct{}),
-		Recent: status.NewRecent(50), started: time.Now(), h: h}
+		Index: geo.New(), started: time.Now(), h: h}
 	m.PeerAddr = m.ClientAddr
 	if pln != nil {
 		m.PeerAddr = pln.Addr().String()
@@ -266,6 +284,8 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 		po.OnPosition = func(p string, pos peer.Pos) { m.Store.MarkPeer(p, store.PeerPos{Epoch: pos.Epoch, Seq: pos.Seq}) }
 	}
 	m.Peers = peer.New(po)
+	m.indexTable()
+	m.Live = live.NewLog(liveHistory, m.Peers.Epoch(), m.Table.Seq())
 	m.Table.OnChange(m.onChange)
 	var finder places.Finder
 	if h.o.NewFinder != nil {
@@ -275,6 +295,7 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 		finder = unavailable{}
 	}
 	m.Metrics = metrics.New(s.Name, func() metrics.Snapshot { return m.snapshot(finder) })
+	m.registerLiveMetrics()
 	so := server.Options{
 		Name: s.Name, Client: h.cfg.Client, PlacesTimeout: h.cfg.Places.Timeout.D + time.Second,
 		Table: m.Table, Peers: m.Peers, Finder: finder, Logger: logger, Metrics: m.Metrics,
@@ -288,7 +309,6 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 	}
 	m.Server = server.New(so)
 	if n := m.Server.MaxConns(); n < h.cfg.Client.MaxConns {
-		logger.Warn("client.max_conns lowered to fit the file-descriptor limit", "configured", h.cfg.Client.MaxConns, "effective", n)
 		h.warnedFDs.Do(func() {
 			h.o.Progress.Warn("client.max_conns lowered to fit the file-descriptor limit (raise it with ulimit -n or LimitNOFILE=)", "configured", h.cfg.Client.MaxConns, "effective_per_server", n)
 		})
@@ -338,20 +358,17 @@ func (h *Herd) startMember(s config.Server, cln, pln, mln, hln net.Listener) (*M
 }
 
 // onChange is the table's one change hook: every change the table applies
-// (from a client, HTTP or a neighbour) goes, in this order, to the store
-// (so a reply that waits for the disk covers it), to the neighbours' queues
-// (the flood starts before the client's reply), and to the status page.
+// (from a client, HTTP or a neighbour; a location or a deletion) goes, in
+// this order, to the store (so a reply that waits for the disk covers it),
+// to the neighbours' queues (the flood starts before the client's reply),
+// and to the spatial index and the live log (nearby queries, streams and
+// the status page).
 func (m *Member) onChange(r location.Record, from string) {
 	if m.Store != nil {
 		m.Store.Append(r.Seq, r.Line, nil)
 	}
 	m.Peers.Enqueue(r, from)
-	if m.web != nil {
-		if from == "" {
-			from = status.FromClient
-		}
-		m.Recent.Add(status.Update{Time: time.Now(), Client: r.Client, Line: r.Line, From: from})
-	}
+	m.follow(r, from)
 }
 
 func names(ns []peer.Neighbor) []string {
@@ -400,26 +417,19 @@ func (h *Herd) Restart(name string, clientAddr, peerAddr string) error {
 	if !ok {
 		return fmt.Errorf("no server named %q", name)
 	}
-	cln, err := h.listen(clientAddr)
+	// The addresses it had: port 0 in the config was resolved.
+	s.Addr = clientAddr
+	s.PeerAddr = ""
+	if peerAddr != clientAddr {
+		s.PeerAddr = peerAddr
+	}
+	b, err := h.bind(s)
 	if err != nil {
 		return err
 	}
-	var pln, mln, hln net.Listener
-	if peerAddr != clientAddr {
-		pln, err = h.listen(peerAddr)
-	}
-	if err == nil && s.Metrics != "" {
-		mln, err = h.listen(s.Metrics)
-	}
-	if err == nil && s.HTTP != "" {
-		hln, err = h.listen(s.HTTP)
-	}
-	var m *Member
-	if err == nil {
-		m, err = h.startMember(s, cln, pln, mln, hln)
-	}
+	m, err := h.startMember(b)
 	if err != nil {
-		closeListeners(cln, pln, mln, hln)
+		b.close()
 		return err
 	}
 	h.mu.Lock()
@@ -494,7 +504,7 @@ func (h *Herd) inProcess() int {
 // newTable makes a member's location table with the [locations] limits.
 func newTable(lc config.LocationsConfig, logger *slog.Logger) *location.Table {
 	return location.NewTable(location.WithLogger(logger), location.WithLimits(location.Limits{
-		MaxClockSkew: lc.MaxClockSkew.D, MaxClients: lc.MaxClients, TTL: lc.TTL.D,
+		MaxClockSkew: lc.MaxClockSkew.D, MaxClients: lc.MaxClients, TTL: lc.TTL.D, TombstoneTTL: lc.TombstoneTTL.D,
 	}))
 }
 
@@ -505,7 +515,7 @@ func (m *Member) expireLoop(every time.Duration) {
 	for {
 		select {
 		case <-t.C:
-			m.Table.Expire()
+			m.Table.ExpireFunc(m.forget)
 		case <-m.done:
 			return
 		}
@@ -566,7 +576,7 @@ func (h *Herd) isStatusOrigin(origin string) bool {
 func (m *Member) state() status.State {
 	st := status.State{
 		Server: m.Name, Addr: m.ClientAddr, PeerAddr: m.PeerAddr, Started: m.started,
-		Clients: m.Table.Len(), Counters: m.Metrics.Counts(), Recent: m.Recent.List(),
+		Clients: m.Table.Len() - m.Table.Tombstones(), Counters: m.Metrics.Counts(), Recent: m.recent(),
 	}
 	var in, out int64
 	for _, l := range m.Peers.Links() {

@@ -26,9 +26,9 @@ func (m *Manager) TLS() bool { return m.auth.TLS != nil }
 // HelloTimeout and the handshake end within HandshakeTimeout; beyond
 // MaxHandshakes in progress, or MaxHandshakesPerSource from one address, the
 // connection is closed at once. Until it is authenticated a connection
-// holds a handshake-sized buffer. On success the link is served until it
-// ends. ServeConn closes nc.
-func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader) {
+// holds a handshake-sized buffer. On success linked (if set) is called and
+// the link is served until it ends. ServeConn closes nc.
+func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader, linked func()) {
 	defer nc.Close()
 	release, ok := m.admission.admit(nc.RemoteAddr())
 	if !ok {
@@ -49,8 +49,8 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader) {
 	var link net.Conn = nc
 	switch {
 	case m.auth.TLS != nil && !IsTLS(first[0]):
-		fmt.Fprintf(nc, "%s %s this port speaks TLS: the dialing server needs [peer.tls]\n", errWord, Version)
 		m.noteRefusal(nc, &errRejected{code: RefuseMode, reason: "plaintext hello to a TLS peer port"})
+		fmt.Fprintf(nc, "%s %s this port speaks TLS: the dialing server needs [peer.tls]\n", errWord, Version)
 		return
 	case m.auth.TLS == nil && IsTLS(first[0]):
 		m.noteRefusal(nc, &errRejected{code: RefuseMode, reason: "TLS hello to a plaintext peer port: this server has no [peer.tls]"})
@@ -81,29 +81,34 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader) {
 	if err != nil {
 		var rej *errRejected
 		if errors.As(err, &rej) {
+			m.noteRefusal(nc, rej)
 			link.SetWriteDeadline(time.Now().Add(time.Second))
 			fmt.Fprintf(link, "%s %s %s\n", errWord, Version, rej.code)
-			m.noteRefusal(nc, rej)
 		} else {
 			m.log.Info("peer connection failed", "remote", nc.RemoteAddr().String(), "err", err.Error())
 		}
 		return
 	}
-	if !m.track() {
-		return
+	l := m.link(from)
+	if l == nil || !m.track() {
+		return // removed from the config meanwhile
 	}
 	defer m.wg.Done()
-	m.run(m.links[from], link, r, from, key)
+	if linked != nil {
+		linked()
+	}
+	m.run(l, link, r, from, key)
 }
 
 // Accept runs the acceptor's side of the handshake on a client-port
 // connection whose first line, hello, has been read from r, and if it
-// succeeds serves the link until it ends. If the handshake is refused,
+// succeeds calls linked (if set) and serves the link until it ends. If the
+// handshake is refused,
 // Accept returns a *Rejected error carrying the line that failed, and the
 // caller decides what becomes of the connection (a client port treats it as
 // a client). Other errors mean the connection is unusable; Accept does not
 // close nc then.
-func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte) error {
+func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte, linked func()) error {
 	line := trimEOL(hello)
 	release, ok := m.admission.admit(nc.RemoteAddr())
 	if !ok {
@@ -121,11 +126,15 @@ func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte) error {
 		}
 		return err
 	}
-	if !m.track() {
-		return nil
+	l := m.link(from)
+	if l == nil || !m.track() {
+		return nil // removed from the config meanwhile
 	}
 	defer m.wg.Done()
-	m.run(m.links[from], nc, r, from, key)
+	if linked != nil {
+		linked()
+	}
+	m.run(l, nc, r, from, key)
 	return nil
 }
 

@@ -16,7 +16,7 @@ func (m *Manager) dialLoop(l *link) {
 	const base = 20 * time.Millisecond
 	wait := time.Duration(0)
 	failures := 0
-	for {
+	for l.ctx.Err() == nil {
 		if c := l.current(); c != nil {
 			select {
 			case <-c.closed:
@@ -27,7 +27,7 @@ func (m *Manager) dialLoop(l *link) {
 					wait = 100 * time.Millisecond
 				}
 				continue
-			case <-m.ctx.Done():
+			case <-l.ctx.Done():
 				return
 			}
 		}
@@ -35,7 +35,7 @@ func (m *Manager) dialLoop(l *link) {
 			t := time.NewTimer(wait/2 + rand.N(wait/2+1))
 			select {
 			case <-t.C:
-			case <-m.ctx.Done():
+			case <-l.ctx.Done():
 				t.Stop()
 				return
 			}
@@ -48,13 +48,13 @@ func (m *Manager) dialLoop(l *link) {
 			wait, failures = 0, 0
 			continue
 		}
-		if m.ctx.Err() != nil {
+		if l.ctx.Err() != nil {
 			return
 		}
 		failures++
 		// Log the first failure and then every 30th, so a long outage does not flood the log.
 		if failures == 1 || failures%30 == 0 {
-			m.log.Info("cannot reach neighbour", "peer", l.peer, "addr", l.addr, "err", err.Error(), "attempts", failures)
+			m.log.Info("cannot reach neighbour", "peer", l.peer, "addr", l.dialAddr(), "err", err.Error(), "attempts", failures)
 		}
 		wait = min(max(2*wait, base), m.cfg.RetryMax.D)
 	}
@@ -63,15 +63,16 @@ func (m *Manager) dialLoop(l *link) {
 // dialOnce connects, handshakes and, on success, starts serving the link in
 // new goroutines.
 func (m *Manager) dialOnce(l *link) error {
-	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.DialTimeout.D)
-	nc, err := m.dial(ctx, l.addr)
+	addr := l.dialAddr()
+	ctx, cancel := context.WithTimeout(l.ctx, m.cfg.DialTimeout.D)
+	nc, err := m.dial(ctx, addr)
 	cancel()
 	if err != nil {
 		return err
 	}
 	if m.auth.TLS != nil {
 		tc := tls.Client(nc, m.auth.TLS.ClientConfig(l.peer))
-		ctx, cancel := context.WithTimeout(m.ctx, HandshakeTimeout)
+		ctx, cancel := context.WithTimeout(l.ctx, HandshakeTimeout)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
@@ -117,6 +118,13 @@ func (m *Manager) noteDialRefusal(l *link, err error) {
 		code = re.reason
 	}
 	if m.refused.note(code, "dial:"+l.peer, time.Now()) {
-		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.addr, "reason", code.String(), "err", err.Error())
+		m.log.Warn("peer handshake failed", "peer", l.peer, "addr", l.dialAddr(), "reason", code.String(), "err", err.Error())
 	}
+}
+
+// dialAddr is where the link's neighbour is dialed now.
+func (l *link) dialAddr() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.addr
 }

@@ -181,7 +181,7 @@ func (m *Manager) acceptHandshake(nc net.Conn, r *bufio.Reader, hello string, de
 	if to != m.name {
 		return "", nil, reject(hello, RefuseStranger, "hello is addressed to %q, this is %q", to, m.name)
 	}
-	if _, ok := m.links[from]; !ok {
+	if m.link(from) == nil {
 		return "", nil, reject(hello, RefuseStranger, "%q is not a neighbour", from)
 	}
 	if len(nonceD) < 32 || len(nonceD) > 128 {

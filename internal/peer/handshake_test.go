@@ -43,7 +43,7 @@ func newPair(t testing.TB, authA, authB Auth) *pair {
 			if err != nil {
 				return
 			}
-			go p.a.ServeConn(nc, nil)
+			go p.a.ServeConn(nc, nil, nil)
 		}
 	}()
 	t.Cleanup(func() {
@@ -56,7 +56,7 @@ func newPair(t testing.TB, authA, authB Auth) *pair {
 
 // dial runs B's side of one handshake with A and returns its error.
 func (p *pair) dial() error {
-	return p.b.dialOnce(p.b.links["A"])
+	return p.b.dialOnce(p.b.link("A"))
 }
 
 func secrets(s ...string) [][]byte {
@@ -100,7 +100,7 @@ func TestHandshakeModes(t *testing.T) {
 			if !errors.As(err, &re) || re.reason != tt.code || !strings.Contains(err.Error(), tt.msg) {
 				t.Fatalf("error %v, want %s with %q", err, tt.code, tt.msg)
 			}
-			if p.b.links["A"].current() != nil {
+			if p.b.link("A").current() != nil {
 				t.Fatal("link up after a refused handshake")
 			}
 		})
@@ -238,7 +238,7 @@ func BenchmarkHandshake(b *testing.B) {
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			p := newPair(b, mode.a, mode.b)
-			l := p.b.links["A"]
+			l := p.b.link("A")
 			var took []time.Duration
 			for b.Loop() {
 				start := time.Now()
@@ -267,5 +267,50 @@ func TestTLSMinimum(t *testing.T) {
 	auth := tlsAuth(t, "A")
 	if v := auth["A"].TLS.ServerConfig().MinVersion; v != tls.VersionTLS13 {
 		t.Fatalf("server MinVersion %x", v)
+	}
+}
+
+// TestSetNeighbors: a link added while the Manager runs is dialed at once;
+// a removed one is closed, counted as removed, and no longer accepted.
+func TestSetNeighbors(t *testing.T) {
+	p := newPair(t, Auth{}, Auth{})
+	addr := p.ln.Addr().String()
+	p.b.SetNeighbors(nil)
+	p.b.Start()
+	if len(p.b.Links()) != 0 {
+		t.Fatalf("links %+v", p.b.Links())
+	}
+	added, removed := p.b.SetNeighbors([]Neighbor{{Name: "A", Addr: addr}})
+	if !slices.Equal(added, []string{"A"}) || len(removed) != 0 {
+		t.Fatalf("added %v removed %v", added, removed)
+	}
+	up := func(m *Manager, peer string) bool {
+		for _, l := range m.Links() {
+			if l.Peer == peer {
+				return l.Up
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !up(p.b, "A") || !up(p.a, "B") {
+		if time.Now().After(deadline) {
+			t.Fatal("the added link did not come up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// A drops B: B's link goes down and B's redials are refused.
+	if _, removed := p.a.SetNeighbors(nil); !slices.Equal(removed, []string{"B"}) {
+		t.Fatalf("removed %v", removed)
+	}
+	for up(p.a, "B") || up(p.b, "A") || p.a.Refusals()["stranger"] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removed link is still up or B's redial was not refused: %v", p.a.Refusals())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.b.SetNeighbors(nil)
+	if n := len(p.b.Links()); n != 0 {
+		t.Fatalf("%d links after removing all", n)
 	}
 }

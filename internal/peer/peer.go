@@ -77,7 +77,9 @@ type Manager struct {
 	deltaFrom func(epoch, seq uint64) (uint64, bool)
 	onPos     func(string, Pos)
 	dial      func(ctx context.Context, addr string) (net.Conn, error)
-	links     map[string]*link // immutable after New
+	linksMu   sync.Mutex                      // serialises SetNeighbors
+	links     atomic.Pointer[map[string]*link] // copy on write: replaced whole by SetNeighbors
+	started   bool                             // guarded by mu: Start was called
 	admission admission        // handshakes in progress
 	refused   refusals         // handshakes refused, by reason
 
@@ -102,12 +104,15 @@ func (m *Manager) track() bool {
 
 // link is the state of one neighbour.
 type link struct {
-	peer string
-	addr string
+	peer   string
+	ctx    context.Context // cancelled when the link is removed or the Manager closes
+	cancel context.CancelFunc
 
-	mu  sync.Mutex
-	cur *conn // guarded by mu: the live connection, nil when down
-	pos Pos   // guarded by mu: how far we have the neighbour's changes
+	mu      sync.Mutex
+	addr    string // guarded by mu: where to dial the neighbour; empty: only accept
+	dialing bool   // guarded by mu: a dial loop runs for the link
+	cur     *conn  // guarded by mu: the live connection, nil when down
+	pos     Pos    // guarded by mu: how far we have the neighbour's changes
 
 	received    atomic.Int64 // updates received from the neighbour
 	sent        atomic.Int64 // updates sent to the neighbour (catch-up included)
@@ -158,8 +163,7 @@ func New(o Options) *Manager {
 	m := &Manager{
 		name: o.Name, cfg: o.Config, auth: o.Auth, table: o.Table,
 		log: o.Logger, epoch: o.Epoch, deltaFrom: o.DeltaFrom, onPos: o.OnPosition, dial: o.Dial,
-		links: make(map[string]*link, len(o.Neighbors)),
-		ctx:   ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel,
 	}
 	for m.epoch == 0 {
 		m.epoch = rand.Uint64()
@@ -171,10 +175,76 @@ func New(o Options) *Manager {
 		d := &net.Dialer{Timeout: o.Config.DialTimeout.D, KeepAlive: 15 * time.Second}
 		m.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
 	}
+	links := make(map[string]*link, len(o.Neighbors))
 	for _, n := range o.Neighbors {
-		m.links[n.Name] = &link{peer: n.Name, addr: n.Addr, pos: o.Positions[n.Name]}
+		links[n.Name] = m.newLink(n, o.Positions[n.Name])
 	}
+	m.links.Store(&links)
 	return m
+}
+
+func (m *Manager) newLink(n Neighbor, pos Pos) *link {
+	ctx, cancel := context.WithCancel(m.ctx)
+	return &link{peer: n.Name, addr: n.Addr, pos: pos, ctx: ctx, cancel: cancel}
+}
+
+// linkMap returns the current links; the map must not be changed.
+func (m *Manager) linkMap() map[string]*link { return *m.links.Load() }
+
+// link returns the link to the neighbour called name, or nil.
+func (m *Manager) link(name string) *link { return m.linkMap()[name] }
+
+// SetNeighbors makes ns this server's links, while it runs: a new
+// neighbour is dialed at once (if it has an address), a removed one is
+// disconnected and no longer accepted, and a changed address is dialed
+// from the next attempt on. It returns the names added and removed.
+func (m *Manager) SetNeighbors(ns []Neighbor) (added, removed []string) {
+	m.linksMu.Lock()
+	defer m.linksMu.Unlock()
+	old := m.linkMap()
+	next := make(map[string]*link, len(ns))
+	for _, n := range ns {
+		l, ok := old[n.Name]
+		if !ok {
+			l = m.newLink(n, Pos{})
+			added = append(added, n.Name)
+		} else {
+			l.mu.Lock()
+			l.addr = n.Addr
+			l.mu.Unlock()
+		}
+		next[n.Name] = l
+	}
+	m.links.Store(&next)
+	for name, l := range old {
+		if _, ok := next[name]; !ok {
+			removed = append(removed, name)
+			l.cancel()
+			if c := l.current(); c != nil {
+				c.close(CloseRemoved, "link removed from the config")
+			}
+		}
+	}
+	m.mu.Lock()
+	started := m.started
+	m.mu.Unlock()
+	if started {
+		for _, l := range next {
+			m.startDialing(l)
+		}
+	}
+	return added, removed
+}
+
+// startDialing starts l's dial loop unless it runs, or l has no address.
+func (m *Manager) startDialing(l *link) {
+	l.mu.Lock()
+	start := !l.dialing && l.addr != ""
+	l.dialing = l.dialing || start
+	l.mu.Unlock()
+	if start && m.track() {
+		go m.dialLoop(l)
+	}
 }
 
 // Epoch returns the epoch this server announces to its neighbours.
@@ -183,10 +253,13 @@ func (m *Manager) Epoch() uint64 { return m.epoch }
 // Start dials every neighbour that has an address at once, and keeps
 // redialing each while it is down, until Close.
 func (m *Manager) Start() {
-	for _, l := range m.links {
-		if l.addr != "" && m.track() {
-			go m.dialLoop(l)
-		}
+	m.linksMu.Lock()
+	defer m.linksMu.Unlock()
+	m.mu.Lock()
+	m.started = true
+	m.mu.Unlock()
+	for _, l := range m.linkMap() {
+		m.startDialing(l)
 	}
 }
 
@@ -197,7 +270,7 @@ func (m *Manager) Close() {
 	m.closed = true
 	m.mu.Unlock()
 	m.cancel()
-	for _, l := range m.links {
+	for _, l := range m.linkMap() {
 		l.mu.Lock()
 		c := l.cur
 		l.mu.Unlock()
@@ -214,7 +287,7 @@ func (m *Manager) Close() {
 // empty). It never blocks: a neighbour whose queue is full is dropped, to
 // catch up when it reconnects.
 func (m *Manager) Enqueue(rec location.Record, from string) {
-	for name, l := range m.links {
+	for name, l := range m.linkMap() {
 		l.mu.Lock()
 		c := l.cur
 		l.mu.Unlock()
@@ -252,8 +325,9 @@ type LinkState struct {
 
 // Links returns the state of every link, in no particular order.
 func (m *Manager) Links() []LinkState {
-	out := make([]LinkState, 0, len(m.links))
-	for _, l := range m.links {
+	links := m.linkMap()
+	out := make([]LinkState, 0, len(links))
+	for _, l := range links {
 		l.mu.Lock()
 		c, pos := l.cur, l.pos
 		l.mu.Unlock()
@@ -316,8 +390,11 @@ func (m *Manager) attach(l *link, nc net.Conn, r *bufio.Reader, dialer string, k
 		nc.Close()
 		return nil
 	}
-	if m.ctx.Err() != nil { // Close may have missed c
+	switch { // Close or SetNeighbors may have missed c
+	case m.ctx.Err() != nil:
 		c.close(CloseShutdown, "server shutting down")
+	case l.ctx.Err() != nil:
+		c.close(CloseRemoved, "link removed from the config")
 	}
 	l.mu.Lock()
 	settling := l.dupEnded // both sides dialed at once: the link was up all along

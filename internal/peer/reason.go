@@ -17,6 +17,7 @@ const (
 	CloseNoSync                         // the neighbour sent no SYNC in time
 	CloseDuplicate                      // the neighbour keeps another connection with us
 	CloseReplaced                       // a newer connection from the same dialer replaced this one
+	CloseRemoved                        // the link was removed from the config
 	numReasons
 )
 
@@ -31,6 +32,7 @@ var reasonNames = [numReasons]string{
 	CloseNoSync:      "no_sync",
 	CloseDuplicate:   "duplicate",
 	CloseReplaced:    "replaced",
+	CloseRemoved:     "removed",
 }
 
 // String returns the reason's label value, e.g. "bad_mac".

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"herd/internal/config"
 	"herd/internal/metrics"
 	"herd/internal/peer"
 	"herd/internal/protocol"
@@ -64,9 +65,13 @@ var replyPool = sync.Pool{New: func() any { return &reply{buf: make([]byte, 0, 2
 // clientConn is one client connection: the handler goroutine reads and
 // parses commands, writeLoop is the only writer of the socket.
 type clientConn struct {
-	s      *Server
-	nc     net.Conn
-	remote string
+	s   *Server
+	cfg *config.ClientConfig // the limits at the connection's start; immutable
+	// handedOff is called when the connection becomes a peer link, which
+	// the server then no longer waits for or touches.
+	handedOff func()
+	nc        net.Conn
+	remote    string
 	// q holds replies in command order; closed by the reader. It and the
 	// writer goroutine are made at the first command (see send), so an
 	// idle connection costs one goroutine, not two.
@@ -78,7 +83,7 @@ type clientConn struct {
 // reader goroutine calls it.
 func (c *clientConn) send(rp *reply) {
 	if c.q == nil {
-		c.q = make(chan *reply, c.s.o.Client.MaxPipeline)
+		c.q = make(chan *reply, c.cfg.MaxPipeline)
 		c.writerDone = make(chan struct{})
 		go func() {
 			defer close(c.writerDone)
@@ -88,7 +93,7 @@ func (c *clientConn) send(rp *reply) {
 	c.q <- rp
 }
 
-func (s *Server) handleClient(nc net.Conn) {
+func (s *Server) handleClient(nc net.Conn, handedOff func()) {
 	remote := nc.RemoteAddr().String()
 	ip, ok := s.perIP.acquire(nc.RemoteAddr())
 	if !ok {
@@ -109,7 +114,7 @@ func (s *Server) handleClient(nc net.Conn) {
 		}()
 	default:
 		s.o.Metrics.ConnRejected(metrics.LimitConns)
-		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.o.Client.MaxConns)
+		s.log.Warn("client connection refused: connection limit reached", "client", remote, "max_conns", s.MaxConns())
 		nc.Close()
 		return
 	}
@@ -121,7 +126,7 @@ func (s *Server) handleClient(nc net.Conn) {
 	s.o.Metrics.ConnOpened()
 	opened = true
 	s.log.Info("client connected", "client", remote)
-	c := &clientConn{s: s, nc: nc, remote: remote}
+	c := &clientConn{s: s, cfg: s.clientConfig(), nc: nc, remote: remote, handedOff: handedOff}
 	if s.o.TLS != nil {
 		tc, err := s.handshakeTLS(nc)
 		if err != nil {
@@ -131,7 +136,7 @@ func (s *Server) handleClient(nc net.Conn) {
 		}
 		c.nc = tc
 	}
-	r := bufio.NewReaderSize(c.nc, s.o.Client.MaxLineBytes)
+	r := bufio.NewReaderSize(c.nc, c.cfg.MaxLineBytes)
 	reason := c.readLoop(r)
 	if c.q != nil {
 		close(c.q)
@@ -152,7 +157,7 @@ func (s *Server) handleClient(nc net.Conn) {
 func (c *clientConn) readLoop(r *bufio.Reader) string {
 	s := c.s
 	first := true
-	idle := s.o.Client.IdleTimeout.D
+	idle := c.cfg.IdleTimeout.D
 	var deadlineSet time.Time
 	for {
 		// The deadline is refreshed at line boundaries only, so a line
@@ -172,7 +177,7 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 		}
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			s.log.Warn("client line too long: closing connection", "client", c.remote, "max_line_bytes", s.o.Client.MaxLineBytes)
+			s.log.Warn("client line too long: closing connection", "client", c.remote, "max_line_bytes", c.cfg.MaxLineBytes)
 			return "line too long"
 		}
 		if len(line) > 0 {
@@ -184,7 +189,7 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 				c.dispatch(line)
 			}
 			first = false
-			if s.o.Client.OneShot {
+			if c.cfg.OneShot {
 				return "one_shot: first reply sent"
 			}
 		}
@@ -216,7 +221,7 @@ func (c *clientConn) peerTLSPossible() bool {
 // peer links.
 func (c *clientConn) becomeTLSPeer(r *bufio.Reader) {
 	c.s.o.Metrics.ConnToPeer()
-	c.s.o.Peers.ServeConn(c.nc, r)
+	c.s.o.Peers.ServeConn(c.nc, r, c.handedOff)
 	c.s.o.Metrics.ConnFromPeer() // balances the ConnClosed when the handler returns
 }
 
@@ -226,7 +231,7 @@ func (c *clientConn) becomeTLSPeer(r *bufio.Reader) {
 func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	// The writer has nothing queued yet; it stays idle while the link runs.
 	c.s.o.Metrics.ConnToPeer()
-	err := c.s.o.Peers.Accept(c.nc, r, hello)
+	err := c.s.o.Peers.Accept(c.nc, r, hello, c.handedOff)
 	var rej *peer.Rejected
 	if errors.As(err, &rej) {
 		c.s.o.Metrics.ConnFromPeer()
@@ -384,7 +389,7 @@ func (c *clientConn) writeLoop() {
 		if cap(rp.buf) <= 64<<10 {
 			replyPool.Put(rp)
 		}
-		if s.o.Client.OneShot {
+		if c.cfg.OneShot {
 			break
 		}
 	}
@@ -398,13 +403,13 @@ func (c *clientConn) writeLoop() {
 			<-rp.done
 		}
 	}
-	if s.o.Client.OneShot {
+	if c.cfg.OneShot {
 		c.nc.Close()
 	}
 }
 
 func (c *clientConn) deadline() {
-	if d := c.s.o.Client.WriteTimeout.D; d > 0 {
+	if d := c.cfg.WriteTimeout.D; d > 0 {
 		c.nc.SetWriteDeadline(time.Now().Add(d))
 	}
 }

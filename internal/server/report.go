@@ -165,7 +165,7 @@ func (s *Server) nearby(ctx context.Context, who string, q places.Query) []byte 
 	ctx, cancel := context.WithTimeout(ctx, s.o.PlacesTimeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := s.o.Finder.Nearby(ctx, q)
+	resp, err := s.finder.Load().Nearby(ctx, q)
 	result, outcome := "ok", metrics.OutcomeOK
 	switch {
 	case err != nil:
@@ -210,4 +210,4 @@ func (s *Server) Range(f func(location.Record) bool) { s.o.Table.Range(f) }
 
 // MaxLineBytes is the longest client line, its line ending included, that
 // the server reads; a report through another front end obeys it too.
-func (s *Server) MaxLineBytes() int { return s.o.Client.MaxLineBytes }
+func (s *Server) MaxLineBytes() int { return s.clientConfig().MaxLineBytes }

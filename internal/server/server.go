@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"herd/internal/config"
@@ -66,6 +67,8 @@ type Server struct {
 	cancel context.CancelFunc
 	slots  chan struct{} // one token per open client connection
 	perIP  ipLimit
+	client atomic.Pointer[config.ClientConfig] // limits of new connections (SetClient)
+	finder atomic.Pointer[finderRef]           // the places provider (SetFinder)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{} // guarded by mu
@@ -91,8 +94,30 @@ func New(o Options) *Server {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	cl := o.Client
+	s.client.Store(&cl)
+	s.finder.Store(&finderRef{o.Finder})
 	return s
 }
+
+// finderRef holds a places provider for an atomic pointer.
+type finderRef struct{ places.Finder }
+
+// SetClient changes the client limits of connections made from now on
+// (line length, timeouts, pipelining, one_shot); connections already open
+// keep theirs. max_conns and max_conns_per_ip stay as they were at New.
+func (s *Server) SetClient(c config.ClientConfig) {
+	old := s.client.Load()
+	c.MaxConns, c.MaxConnsPerIP = old.MaxConns, old.MaxConnsPerIP
+	s.client.Store(&c)
+}
+
+// SetFinder makes f answer WHATSAT from now on; lookups under way finish
+// with the provider they started with.
+func (s *Server) SetFinder(f places.Finder) { s.finder.Store(&finderRef{f}) }
+
+// clientConfig is the client limits for a new connection.
+func (s *Server) clientConfig() *config.ClientConfig { return s.client.Load() }
 
 // fitMaxConns lowers o.Client.MaxConns to what the process's file
 // descriptor limit allows, with a warning naming both values.
@@ -107,8 +132,7 @@ func fitMaxConns(o *Options) {
 
 // MaxConns returns the client connections the server holds at most: the
 // configured max_conns, or less to fit the file-descriptor limit.
-func (s *Server) MaxConns() int { return s.o.Client.MaxConns }
-
+func (s *Server) MaxConns() int { return s.client.Load().MaxConns }
 
 // ErrServerClosed is returned by Serve and ServePeers after Shutdown.
 var ErrServerClosed = errors.New("server closed")
@@ -127,7 +151,10 @@ func (s *Server) ServePeers(ln net.Listener) error {
 	return s.acceptLoop(ln, s.handlePeer)
 }
 
-func (s *Server) acceptLoop(ln net.Listener, handle func(net.Conn)) error {
+// acceptLoop accepts connections on ln and serves each with handle in a
+// goroutine of its own, counted until it ends or hands the connection to
+// the peer links (handle then calls handedOff, which also forgets nc).
+func (s *Server) acceptLoop(ln net.Listener, handle func(nc net.Conn, handedOff func())) error {
 	if !s.track(ln) {
 		ln.Close()
 		return ErrServerClosed
@@ -155,8 +182,13 @@ func (s *Server) acceptLoop(ln net.Listener, handle func(net.Conn)) error {
 		backoff = 0
 		s.wg.Add(1)
 		go func() {
-			defer s.wg.Done()
-			handle(nc)
+			var once sync.Once
+			done := func() { once.Do(s.wg.Done) }
+			defer done()
+			handle(nc, func() {
+				s.removeConn(nc)
+				done()
+			})
 		}()
 	}
 }
