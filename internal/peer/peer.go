@@ -77,11 +77,11 @@ type Manager struct {
 	deltaFrom func(epoch, seq uint64) (uint64, bool)
 	onPos     func(string, Pos)
 	dial      func(ctx context.Context, addr string) (net.Conn, error)
-	linksMu   sync.Mutex                      // serialises SetNeighbors
+	linksMu   sync.Mutex                       // serialises SetNeighbors
 	links     atomic.Pointer[map[string]*link] // copy on write: replaced whole by SetNeighbors
 	started   bool                             // guarded by mu: Start was called
-	admission admission        // handshakes in progress
-	refused   refusals         // handshakes refused, by reason
+	admission admission                        // handshakes in progress
+	refused   refusals                         // handshakes refused, by reason
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -114,13 +114,13 @@ type link struct {
 	cur     *conn  // guarded by mu: the live connection, nil when down
 	pos     Pos    // guarded by mu: how far we have the neighbour's changes
 
-	received    atomic.Int64 // updates received from the neighbour
-	sent        atomic.Int64 // updates sent to the neighbour (catch-up included)
-	syncBytes   atomic.Int64 // bytes of catch-up sent to the neighbour, all links so far
-	syncRecords atomic.Int64 // records of catch-up sent
-	reconnects  atomic.Int64 // connections established after the first
-	everUp      bool         // guarded by mu: a connection has been live
-	dupEnded    bool         // guarded by mu: the last live connection ended as a duplicate: the link was not down
+	received    atomic.Int64             // updates received from the neighbour
+	sent        atomic.Int64             // updates sent to the neighbour (catch-up included)
+	syncBytes   atomic.Int64             // bytes of catch-up sent to the neighbour, all links so far
+	syncRecords atomic.Int64             // records of catch-up sent
+	reconnects  atomic.Int64             // connections established after the first
+	everUp      bool                     // guarded by mu: a connection has been live
+	dupEnded    bool                     // guarded by mu: the last live connection ended as a duplicate: the link was not down
 	dropped     atomic.Int64             // updates not queued because the link was full
 	refused     atomic.Int64             // dials that failed the handshake
 	downs       [numReasons]atomic.Int64 // live connections closed, by reason
