@@ -116,7 +116,13 @@ type LocationsConfig struct {
 	MaxClockSkew Duration `toml:"max_clock_skew"` // client times later than now plus this are refused; 0: no bound
 	MaxClients   int      `toml:"max_clients"`    // locations one server holds at most
 	TTL          Duration `toml:"ttl"`            // locations whose client time is older than now minus this are forgotten; 0: never
+	TombstoneTTL Duration `toml:"tombstone_ttl"`  // deleted clients are remembered this long (so older updates cannot bring them back); 0 or absent: DefaultTombstoneTTL
 }
+
+// DefaultTombstoneTTL is how long a deleted client is remembered by
+// default ([locations] tombstone_ttl): a week, longer than a partition is
+// expected to last.
+const DefaultTombstoneTTL = 168 * time.Hour
 
 // Defaults of settings whose zero value means something else.
 const (
@@ -193,6 +199,7 @@ func (c *Config) setDefaults() {
 		pl.CacheBytes = DefaultMaxCacheBytes
 	}
 	setInt(&c.Locations.MaxClients, 5_000_000)
+	setDur(&c.Locations.TombstoneTTL, DefaultTombstoneTTL)
 	setInt(&c.LogMaxMB, 100)
 	setInt(&c.LogKeep, 5)
 }
@@ -364,6 +371,7 @@ func (c *Config) Validate() error {
 		{"places.rate_burst", c.Places.RateBurst < 1, c.Places.RateBurst, "at least 1"},
 		{"places.cache_bytes", c.Places.CacheBytes < 0, c.Places.CacheBytes, "0 or more"},
 		{"locations.max_clients", c.Locations.MaxClients < 1, c.Locations.MaxClients, "at least 1"},
+		{"locations.tombstone_ttl", c.Locations.TombstoneTTL.D < 0, c.Locations.TombstoneTTL.D, "0s (the default, 168h) or longer"},
 		{"log_max_mb", c.LogMaxMB < 1, c.LogMaxMB, "at least 1 (MiB)"},
 		{"log_keep", c.LogKeep < 1, c.LogKeep, "at least 1 (old files)"},
 	}

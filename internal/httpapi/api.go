@@ -23,6 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"herd/internal/geo"
+	"herd/internal/live"
 	"herd/internal/location"
 	"herd/internal/protocol"
 	"herd/internal/server"
@@ -39,6 +41,8 @@ type Backend interface {
 	Places(ctx context.Context, cmd *protocol.Command, who string) (string, []byte, error)
 	// Lookup returns a client's stored record.
 	Lookup(client string) (location.Record, bool)
+	// Delete forgets a client herd-wide (see server.Server.Delete).
+	Delete(ctx context.Context, client string) (location.Record, error)
 	// Range visits every stored record.
 	Range(f func(location.Record) bool)
 	// MaxLineBytes is the longest client line (line ending included).
@@ -67,6 +71,16 @@ type Options struct {
 	// Registerer, if set, gets the API's metrics; ServerName labels them.
 	Registerer prometheus.Registerer
 	ServerName string
+	// Index answers nearby queries; nil: they are answered 503.
+	Index *geo.Index
+	// Live is the member's log of changes, which streams follow; nil:
+	// streams are answered 503.
+	Live *live.Log
+	// Stream settings; zero values take the defaults (DefaultHeartbeat,
+	// DefaultStreamWriteTimeout, DefaultStreamBuffer).
+	Heartbeat          time.Duration
+	StreamWriteTimeout time.Duration
+	StreamBuffer       int
 }
 
 // API serves the HTTP endpoints of one member.
@@ -88,13 +102,26 @@ func New(o Options) *API {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = DefaultHeartbeat
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = DefaultStreamWriteTimeout
+	}
+	if o.StreamBuffer <= 0 {
+		o.StreamBuffer = DefaultStreamBuffer
+	}
 	a := &API{o: o, mux: http.NewServeMux(), metrics: newHTTPMetrics(o.ServerName)}
 	if o.Registerer != nil {
 		a.metrics.register(o.Registerer)
 	}
 	a.handle("POST /v1/locations", a.postLocations)
 	a.handle("GET /v1/clients/{id}", a.getClient)
+	a.handle("DELETE /v1/clients/{id}", a.deleteClient)
 	a.handle("GET /v1/clients/{id}/places", a.getPlaces)
+	a.handle("GET /v1/clients/{id}/nearby", a.getClientNearby)
+	a.handle("GET /v1/nearby", a.getNearby)
+	a.handle("GET /v1/stream", a.stream)
 	a.handle("POST /owntracks", a.postOwnTracks)
 	a.handle("GET /osmand", a.osmand)
 	a.handle("POST /osmand", a.osmand)
@@ -166,6 +193,10 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	}
 	return s.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (streams
+// flush and extend write deadlines).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusWriter) code() int {
 	if s.status == 0 {
