@@ -28,7 +28,9 @@ const rad = math.Pi / 180
 
 // Distance is the great-circle distance between a and b in metres
 // (haversine on the sphere of radius EarthRadiusM).
-func Distance(a, b Point) float64 { return angle(a.Lat*rad, a.Lon*rad, b.Lat*rad, b.Lon*rad) * EarthRadiusM }
+func Distance(a, b Point) float64 {
+	return angle(a.Lat*rad, a.Lon*rad, b.Lat*rad, b.Lon*rad) * EarthRadiusM
+}
 
 // angle is the central angle between two points given in radians.
 func angle(lat1, lon1, lat2, lon2 float64) float64 {

@@ -52,10 +52,15 @@ func (h *Herd) httpTLS(name string) (*tls.Config, error) {
 // startHTTP serves the member's HTTP API on ln: the same server, table,
 // store and flood as its client listener.
 func (m *Member) startHTTP(ln net.Listener, tlsConfig *tls.Config, logger *slog.Logger) {
-	api := httpapi.New(httpapi.Options{
+	o := httpapi.Options{
 		Backend: m.Server, Tokens: m.h.tokens, MaxBodyBytes: m.h.cfg.HTTP.BodyLimit(),
 		Logger: logger, Registerer: m.Metrics.Registry(), ServerName: m.Name,
-	})
+		Index: m.Index, Live: m.Live,
+	}
+	if f := m.h.o.HTTPOptions; f != nil {
+		f(m.Name, &o)
+	}
+	api := httpapi.New(o)
 	m.HTTPAddr = ln.Addr().String()
 	m.api = httpapi.NewServer(api, tlsConfig, logger.With("listener", "http"))
 	go func() {

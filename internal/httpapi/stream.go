@@ -361,4 +361,3 @@ func (a *API) sendState(s *sseWriter, f *streamFilter) error {
 	}
 	return flush(true)
 }
-

@@ -1,0 +1,102 @@
+package herd
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"time"
+
+	"herd/internal/geo"
+	"herd/internal/live"
+	"herd/internal/location"
+	"herd/internal/protocol"
+	"herd/internal/status"
+)
+
+// liveHistory is how many of the latest changes a member keeps for its
+// streams to resume from (Last-Event-ID) and for its status page.
+const liveHistory = 1 << 16
+
+// recentUpdates is how many updates the status page shows.
+const recentUpdates = 50
+
+// pointOf returns where an AT record puts its client.
+func pointOf(r location.Record) (geo.Point, bool) {
+	at, err := protocol.ParseAT([]byte(r.Line))
+	if err != nil {
+		return geo.Point{}, false
+	}
+	return geo.Point{Lat: at.Lat, Lon: at.Lng}, true
+}
+
+// indexTable puts every record of the table into the spatial index (at
+// start, after the store is restored, before any change can happen).
+func (m *Member) indexTable() {
+	m.Table.Range(func(r location.Record) bool {
+		if p, ok := pointOf(r); ok {
+			m.Index.Set(r.Client, p)
+		}
+		return true
+	})
+}
+
+// follow keeps the spatial index in step with a change of the table and
+// logs it for the streams. It runs in the table's change hook, in Seq
+// order.
+func (m *Member) follow(r location.Record, from string) {
+	e := &live.Event{Record: r, From: from, Time: time.Now()}
+	if r.Deleted() {
+		e.Kind = live.Deleted
+		e.Prev, e.HadPrev = m.Index.Remove(r.Client)
+	} else {
+		p, ok := pointOf(r)
+		if !ok {
+			return // the table holds only checked lines
+		}
+		e.Kind, e.Point = live.Location, p
+		e.Prev, e.HadPrev = m.Index.Set(r.Client, p)
+	}
+	m.Live.Append(e)
+}
+
+// forget follows the expiry of a record (Table.ExpireFunc), like follow.
+func (m *Member) forget(r location.Record) {
+	e := &live.Event{Kind: live.Expired, Record: r, Time: time.Now()}
+	e.Prev, e.HadPrev = m.Index.Remove(r.Client)
+	m.Live.Append(e)
+}
+
+// recent is the status page's latest updates, newest first: the latest
+// locations in the live log of clients the server still holds at that
+// location (a client deleted or expired since is not shown).
+func (m *Member) recent() []status.Update {
+	evs := m.Live.Latest(recentUpdates, func(e *live.Event) bool {
+		if e.Kind != live.Location {
+			return false
+		}
+		cur, ok := m.Table.Get(e.Record.Client)
+		return ok && cur.Seq >= e.Record.Seq
+	})
+	out := make([]status.Update, len(evs))
+	for i, e := range evs {
+		from := e.From
+		if from == "" {
+			from = status.FromClient
+		}
+		out[i] = status.Update{Time: e.Time, Client: e.Record.Client, Line: e.Record.Line, From: from}
+	}
+	return out
+}
+
+// registerLiveMetrics adds the gauges of what the member remembers of
+// deleted clients and holds in its index.
+func (m *Member) registerLiveMetrics() {
+	labels := prometheus.Labels{"server": m.Name}
+	m.Metrics.Registry().MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herd_tombstones", Help: "Deleted clients this server remembers ([locations] tombstone_ttl).", ConstLabels: labels,
+		}, func() float64 { return float64(m.Table.Tombstones()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "herd_index_clients", Help: "Clients in the spatial index (nearby queries and fences).", ConstLabels: labels,
+		}, func() float64 { return float64(m.Index.Len()) }),
+	)
+}
