@@ -109,10 +109,10 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	if cfg.LogDir != "" {
 		where = "logs in " + cfg.LogDir + "/<name>.log"
 	}
-	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops, SIGHUP reloads the config", len(h.Members()), describe(cfg), where))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops, SIGHUP reloads the config", len(h.Members()), describe(cfg), where))
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
