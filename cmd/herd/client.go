@@ -183,8 +183,11 @@ func shortcut(args []string, now time.Time) (string, error) {
 }
 
 // errServerClosed is what exchange returns when the server closed or
-// reset the connection.
-var errServerClosed = errors.New("the server closed the connection")
+// reset the connection; errNotConnected, when a reconnection had failed.
+var (
+	errServerClosed = errors.New("the server closed the connection")
+	errNotConnected = errors.New("not connected")
+)
 
 // lineClient sends one line at a time and reads its whole reply.
 type lineClient struct {
@@ -265,7 +268,7 @@ func (c *lineClient) roundTrip(line string) error {
 func (c *lineClient) exchange(line string) (string, error) {
 	line = strings.TrimRight(line, "\r\n")
 	if c.nc == nil {
-		return "", errServerClosed
+		return "", errNotConnected
 	}
 	c.nc.SetDeadline(time.Now().Add(c.timeout))
 	if _, err := io.WriteString(c.nc, line+"\n"); err != nil {
@@ -418,7 +421,7 @@ func (c *lineClient) prompt(in interface{ ReadLine() (string, error) }, w io.Wri
 			line, c.pretty = l, fields[0] == "whatsat" && !raw
 		}
 		err = c.roundTrip(line)
-		if errors.Is(err, errServerClosed) {
+		if errors.Is(err, errServerClosed) || errors.Is(err, errNotConnected) {
 			fmt.Fprintf(w, "%v; reconnecting to %s\n", err, c.target)
 			c.close()
 			if err := c.connect(); err != nil {

@@ -187,13 +187,14 @@ func TestPromptServerGone(t *testing.T) {
 	(<-accepted).Close()
 	ln.Close()
 	var out strings.Builder
-	in := lineSource{"IAMAT a +1+1 1", "help"}
+	in := lineSource{"IAMAT a +1+1 1", "IAMAT b +1+1 1", "help"}
 	if err := c.prompt(&in, &out, false); err != nil {
 		t.Fatalf("prompt: %v\n%s", err, out.String())
 	}
 	got := out.String()
 	if !strings.Contains(got, "reconnecting to "+addr) || !strings.Contains(got, "connection refused") ||
-		!strings.Contains(got, "(the next line tries again)") || !strings.Contains(got, "Type protocol lines") {
+		!strings.Contains(got, "(the next line tries again)") || !strings.Contains(got, "not connected; reconnecting to "+addr) ||
+		!strings.Contains(got, "Type protocol lines") {
 		t.Fatalf("output:\n%s", got)
 	}
 }
