@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"sync"
+
+	"herd/internal/protocol"
 )
 
 // ReferenceOptions shape the replies of a Reference server.
@@ -172,15 +174,15 @@ func (r *Reference) answer(w *bufio.Writer, line []byte) {
 // nextField returns the first field of b and what follows it.
 func nextField(b []byte) (field, rest []byte) {
 	i := 0
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && protocol.IsSpace(b[i]) {
 		i++
 	}
 	j := i
-	for j < len(b) && !isSpace(b[j]) {
+	for j < len(b) && !protocol.IsSpace(b[j]) {
 		j++
 	}
 	k := j
-	for k < len(b) && isSpace(b[k]) {
+	for k < len(b) && protocol.IsSpace(b[k]) {
 		k++
 	}
 	return b[i:j], b[k:]
@@ -188,7 +190,7 @@ func nextField(b []byte) (field, rest []byte) {
 
 // trimRightSpace drops trailing white space (SPEC §2's set) from b.
 func trimRightSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
+	for len(b) > 0 && protocol.IsSpace(b[len(b)-1]) {
 		b = b[:len(b)-1]
 	}
 	return b
@@ -220,7 +222,7 @@ func probe(ctx context.Context, o *Options) (shape, error) {
 		return shape{}, fmt.Errorf("%s does not answer IAMAT like a herd: %w", addr, err)
 	}
 	var f [7][]byte
-	fields(reply, f[:])
+	protocol.Fields(reply, f[:])
 	s := shape{name: string(f[1])}
 	if !o.Workload.needsWhatsat() {
 		return s, nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"herd/internal/protocol"
 )
 
 // The checks below follow the client protocol of SPEC §2 and nothing else,
@@ -27,7 +29,7 @@ func CheckIAMATReply(reply []byte, client, loc string, tm []byte) error {
 		return wrong(reply, "more than one line")
 	}
 	var f [7][]byte
-	n := fields(line, f[:])
+	n := protocol.Fields(line, f[:])
 	if n > 0 && string(f[0]) == "?" {
 		return wrong(reply, "the server rejected the IAMAT")
 	}
@@ -92,7 +94,7 @@ func CheckWHATSATReply(reply []byte, client string) (status string, err error) {
 // checkATLine checks the first line of a WHATSAT reply.
 func checkATLine(reply, line []byte, client string) error {
 	var f [7][]byte
-	n := fields(line, f[:])
+	n := protocol.Fields(line, f[:])
 	if n > 0 && string(f[0]) == "?" {
 		return wrong(reply, "the server rejected the WHATSAT")
 	}
@@ -138,35 +140,6 @@ func wrong(reply []byte, reason string) error {
 		shown, cut = shown[:maxShown], "…"
 	}
 	return &wrongReply{reply: strconv.Quote(string(shown)) + cut, reason: reason}
-}
-
-// isSpace reports whether c separates fields (SPEC §2).
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'
-}
-
-// fields splits line at runs of white space into f and returns how many
-// fields there are (counting those that did not fit).
-func fields(line []byte, f [][]byte) int {
-	n := 0
-	for i := 0; i < len(line); {
-		for i < len(line) && isSpace(line[i]) {
-			i++
-		}
-		if i == len(line) {
-			break
-		}
-		j := i
-		for j < len(line) && !isSpace(line[j]) {
-			j++
-		}
-		if n < len(f) {
-			f[n] = line[i:j]
-		}
-		n++
-		i = j
-	}
-	return n
 }
 
 // isTimeDiff reports whether b is a sign, digits, a dot and exactly 9 digits.

@@ -289,7 +289,7 @@ func (c *Config) Validate() error {
 	}
 	for i, s := range c.Servers {
 		key := fmt.Sprintf("server[%d]", i)
-		if !validName(s.Name) {
+		if !protocol.ValidServerName([]byte(s.Name)) {
 			return fail(key+".name", "bad server name %q: want 1–64 letters, digits, '-', '_' or '.'", s.Name)
 		}
 		if names[s.Name] {
@@ -486,19 +486,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // Names returns the server names in config order.

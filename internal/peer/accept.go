@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"herd/internal/protocol"
 )
 
 // tlsRecordHandshake is the first byte of a TLS ClientHello.
@@ -109,7 +111,7 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader, linked func()) {
 // a client). Other errors mean the connection is unusable; Accept does not
 // close nc then.
 func (m *Manager) Accept(nc net.Conn, r *bufio.Reader, hello []byte, linked func()) error {
-	line := trimEOL(hello)
+	line := string(protocol.TrimEOL(hello))
 	release, ok := m.admission.admit(nc.RemoteAddr())
 	if !ok {
 		rej := &errRejected{line: line, code: RefuseBusy, reason: "too many peer handshakes in progress"}
@@ -161,13 +163,6 @@ type Rejected struct {
 }
 
 func (e *Rejected) Error() string { return "not a peer: " + e.Reason }
-
-func trimEOL(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return string(b)
-}
 
 // prefixConn is a connection whose first bytes were already read into r.
 type prefixConn struct {

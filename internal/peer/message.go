@@ -29,10 +29,10 @@ var errMessage = errors.New("malformed peer message")
 
 // parseMessage decodes one line received from a neighbour.
 func parseMessage(line []byte) (message, error) {
-	word, rest := cut(line)
+	word, rest := protocol.Cut(line)
 	switch string(word) {
 	case "AT", "DEL":
-		line = trimSpace(line)
+		line = protocol.TrimSpace(line)
 		check := protocol.CheckAT
 		if string(word) == "DEL" {
 			check = protocol.CheckDEL
@@ -43,9 +43,9 @@ func parseMessage(line []byte) (message, error) {
 		}
 		return message{kind: msgAT, line: line, client: client, time: t}, nil
 	case "SYNC", "SYNCED":
-		e, rest := cut(rest)
-		s, rest := cut(rest)
-		if len(trimSpace(rest)) != 0 {
+		e, rest := protocol.Cut(rest)
+		s, rest := protocol.Cut(rest)
+		if len(protocol.TrimSpace(rest)) != 0 {
 			return message{}, errMessage
 		}
 		epoch, err1 := strconv.ParseUint(string(e), 10, 64)
@@ -59,9 +59,9 @@ func parseMessage(line []byte) (message, error) {
 		}
 		return message{kind: kind, epoch: epoch, seq: seq}, nil
 	case "SEQ":
-		s, rest := cut(rest)
+		s, rest := protocol.Cut(rest)
 		seq, err := strconv.ParseUint(string(s), 10, 64)
-		if err != nil || len(trimSpace(rest)) != 0 {
+		if err != nil || len(protocol.TrimSpace(rest)) != 0 {
 			return message{}, errMessage
 		}
 		return message{kind: msgSeq, seq: seq}, nil
@@ -76,25 +76,3 @@ func parseMessage(line []byte) (message, error) {
 	return message{kind: msgOther}, nil
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// cut returns the first space-separated word of b and the rest.
-func cut(b []byte) (word, rest []byte) {
-	b = trimSpace(b)
-	for i, c := range b {
-		if isSpace(c) {
-			return b[:i], b[i:]
-		}
-	}
-	return b, nil
-}

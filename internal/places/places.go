@@ -8,11 +8,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+
+	"herd/internal/protocol"
 )
 
 // MaxBound is the largest number of results a WHATSAT may ask for, and the
 // number a provider is asked for when results are cached and cut later.
-const MaxBound = 20
+const MaxBound = protocol.MaxBound
 
 // Query is one nearby search.
 type Query struct {

@@ -235,7 +235,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 	var rej *peer.Rejected
 	if errors.As(err, &rej) {
 		c.s.o.Metrics.ConnFromPeer()
-		c.logLine("client input", trimEOL(hello))
+		c.logLine("client input", protocol.TrimEOL(hello))
 		rp := replyPool.Get().(*reply)
 		rp.buf = append(append(rp.buf[:0], "? "...), rej.Line...)
 		rp.buf = append(rp.buf, '\n')
@@ -254,21 +254,11 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 // logLine logs a line in ("client input") or out ("client output").
 func (c *clientConn) logLine(msg string, line []byte) { c.s.LogClientLine(msg, c.remote, line) }
 
-func trimEOL(line []byte) []byte {
-	if n := len(line); n > 0 && line[n-1] == '\n' {
-		line = line[:n-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-	}
-	return line
-}
-
 // dispatch parses one line and queues its reply.
 func (c *clientConn) dispatch(raw []byte) {
 	s := c.s
 	recv := s.now()
-	line := trimEOL(raw)
+	line := protocol.TrimEOL(raw)
 	c.logLine("client input", line)
 	rp := replyPool.Get().(*reply)
 	rp.buf = rp.buf[:0]
@@ -368,7 +358,7 @@ func (c *clientConn) writeLoop() {
 			rp.wait()
 		}
 		if !broken {
-			c.logLine("client output", trimEOL(rp.buf))
+			c.logLine("client output", protocol.TrimEOL(rp.buf))
 			c.deadline()
 			if len(rp.buf) > w.Available() {
 				if w.Buffered() > 0 {
