@@ -62,6 +62,9 @@ type Options struct {
 	Progress *slog.Logger
 	// Discard logs nothing to files even when the config has a log_dir.
 	NoLogFiles bool
+	// withoutLive runs members with no spatial index and no live log
+	// (benchmarks measure what they cost an IAMAT).
+	withoutLive bool
 }
 
 // Herd is a set of running members.
@@ -525,13 +528,7 @@ func (m *Member) expireLoop(every time.Duration) {
 // snapshot gathers the figures metrics reads at scrape time.
 func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
 	s := metrics.Snapshot{Clients: m.Table.Len(), Locations: m.Table.Stats()}
-	for _, l := range m.Peers.Links() {
-		s.Links = append(s.Links, metrics.Link{
-			Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, Refused: l.Refused,
-			Received: l.Received, Sent: l.Sent, SyncRecords: l.SyncRecords, SyncBytes: l.SyncBytes,
-			Down: closeReasons(l),
-		})
-	}
+	s.Links = m.Peers.Links()
 	s.Peer = metrics.PeerAuth{Refused: m.Peers.Refusals(), InProgress: m.Peers.HandshakesInProgress(), CertExpiry: m.certExpiry}
 	if m.Store != nil {
 		st := m.Store.Stats()
@@ -580,7 +577,7 @@ func (m *Member) state() status.State {
 	}
 	var in, out int64
 	for _, l := range m.Peers.Links() {
-		st.Links = append(st.Links, status.Link{Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, SyncRecords: l.SyncRecords})
+		st.Links = append(st.Links, status.LinkOf(l))
 		in, out = in+l.Received, out+l.Sent
 	}
 	if st.Counters != nil {

@@ -220,7 +220,7 @@ func TestLargestIAMATCrossesHerd(t *testing.T) {
 		out := map[string]string{}
 		for _, m := range h.Members() {
 			for _, l := range m.Peers.Links() {
-				out[m.Name[:min(len(m.Name), 8)]+"-"+l.Peer[:min(len(l.Peer), 8)]] = fmt.Sprint(l.Reconnects, closeReasons(l))
+				out[m.Name[:min(len(m.Name), 8)]+"-"+l.Peer[:min(len(l.Peer), 8)]] = fmt.Sprint(l.Reconnects, l.Down)
 			}
 		}
 		return fmt.Sprint(out)

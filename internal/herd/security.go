@@ -72,15 +72,3 @@ func warnAuth(logger, progress *slog.Logger, a peer.Auth, certExpiry time.Time) 
 		}
 	}
 }
-
-// closeReasons returns a link's ended connections by close reason label,
-// leaving out reasons that never happened.
-func closeReasons(l peer.LinkState) map[string]int64 {
-	out := map[string]int64{}
-	for i, n := range l.Down {
-		if n > 0 {
-			out[peer.CloseReason(i).String()] = n
-		}
-	}
-	return out
-}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"herd/internal/location"
+	"herd/internal/peer"
 	"herd/internal/store"
 )
 
@@ -64,7 +65,7 @@ type Source func() Snapshot
 type Snapshot struct {
 	Clients   int
 	Locations location.Stats // refusals and expiry of the location table
-	Links     []Link
+	Links     []peer.LinkState
 	Places    *Places // nil when the provider has no cache
 	Peer      PeerAuth
 	Store     *store.Stats // nil without a data directory
@@ -75,18 +76,6 @@ type PeerAuth struct {
 	Refused    map[string]int64 // handshakes refused, by reason label
 	InProgress int              // handshakes in progress
 	CertExpiry time.Time        // when this server's peer certificate expires; zero without TLS
-}
-
-// Link is one peer link's figures.
-type Link struct {
-	Peer                   string
-	Up                     bool
-	Queued                 int
-	Reconnects, Dropped    int64            // times the link came back; updates dropped on a full queue
-	Refused                int64            // dials that failed the handshake
-	Received, Sent         int64            // updates received from and sent to the neighbour
-	SyncRecords, SyncBytes int64            // catch-up sent to the neighbour
-	Down                   map[string]int64 // live connections that ended, by close reason label
 }
 
 // Places is the places cache's figures.
@@ -355,7 +344,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc(n, linkHelp[i], "peer"), t, vals[i], l.Peer)
 		}
 		for reason, n := range l.Down {
-			ch <- prometheus.MustNewConstMetric(c.desc(descLinkDown, helpLinkDown, "peer", "reason"), prometheus.CounterValue, float64(n), l.Peer, reason)
+			if n > 0 {
+				ch <- prometheus.MustNewConstMetric(c.desc(descLinkDown, helpLinkDown, "peer", "reason"), prometheus.CounterValue, float64(n), l.Peer, peer.CloseReason(reason).String())
+			}
 		}
 	}
 	for reason, n := range s.Peer.Refused {

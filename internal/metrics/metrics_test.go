@@ -9,16 +9,25 @@ import (
 	"testing"
 	"time"
 
+	"herd/internal/peer"
 	"herd/internal/store"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/names.golden")
 
+// badMAC counts one link closed for a bad code.
+var badMAC = func() (d [len(peerReasons)]int64) {
+	d[peer.CloseBadMAC] = 1
+	return d
+}()
+
+var peerReasons = peer.LinkState{}.Down
+
 // full is a Snapshot with every optional part present.
 func full() Snapshot {
 	return Snapshot{
 		Clients: 3,
-		Links:   []Link{{Peer: "Hands", Up: true, Down: map[string]int64{"bad_mac": 1}}},
+		Links:   []peer.LinkState{{Peer: "Hands", Up: true, Down: badMAC}},
 		Places:  &Places{Hits: 1},
 		Peer:    PeerAuth{Refused: map[string]int64{"credential": 2}, CertExpiry: time.Unix(2000000000, 0)},
 		Store:   &store.Stats{Errors: 1},

@@ -11,7 +11,11 @@
 // Metrics addresses listed in the topology.
 package status
 
-import "time"
+import (
+	"time"
+
+	"herd/internal/peer"
+)
 
 // Node is one server of the herd's configuration, as the status page draws it.
 type Node struct {
@@ -42,6 +46,11 @@ type Link struct {
 	Dropped int64 `json:"dropped"`
 	// SyncRecords counts records exchanged by catch-up on this link.
 	SyncRecords int64 `json:"syncRecords"`
+}
+
+// LinkOf describes a peer link for the page.
+func LinkOf(l peer.LinkState) Link {
+	return Link{Peer: l.Peer, Up: l.Up, Queued: l.Queued, Reconnects: l.Reconnects, Dropped: l.Dropped, SyncRecords: l.SyncRecords}
 }
 
 // Update is one location change applied by the reporting server.
