@@ -47,7 +47,7 @@ var commands = []command{
 	{"certs", "make the CA, keys and certificates for TLS between servers", runCerts},
 	{"secret", "print a new random peer secret", runSecret},
 	{"store", "check or repair a server's data directory", runStore},
-	{"version", "print the version", runVersion},
+	{"version", "print the module version, commit and peer protocol (also: herd --version)", runVersion},
 	{"help", "show help for herd or a subcommand", nil},
 }
 
