@@ -19,13 +19,28 @@ const liveHistory = 1 << 16
 // recentUpdates is how many updates the status page shows.
 const recentUpdates = 50
 
-// pointOf returns where an AT record puts its client.
+// pointOf returns where an AT record puts its client. The line was checked
+// when the table took it: only its location, the fifth field of
+// "AT <server> <diff> <client> <location> <time>", is read.
 func pointOf(r location.Record) (geo.Point, bool) {
-	at, err := protocol.ParseAT([]byte(r.Line))
-	if err != nil {
-		return geo.Point{}, false
+	// Fields are separated by the protocol's ASCII white space only (a
+	// client id may hold other Unicode spaces).
+	space := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r' }
+	line, i := r.Line, 0
+	for n := 0; n < 4; n++ {
+		for i < len(line) && !space(line[i]) {
+			i++
+		}
+		for i < len(line) && space(line[i]) {
+			i++
+		}
 	}
-	return geo.Point{Lat: at.Lat, Lon: at.Lng}, true
+	j := i
+	for j < len(line) && !space(line[j]) {
+		j++
+	}
+	lat, lon, ok := protocol.ParseLocation([]byte(line[i:j]))
+	return geo.Point{Lat: lat, Lon: lon}, ok
 }
 
 // indexTable puts every record of the table into the spatial index (at
@@ -43,6 +58,9 @@ func (m *Member) indexTable() {
 // logs it for the streams. It runs in the table's change hook, in Seq
 // order.
 func (m *Member) follow(r location.Record, from string) {
+	if m.h.o.withoutLive {
+		return
+	}
 	e := &live.Event{Record: r, From: from, Time: time.Now()}
 	if r.Deleted() {
 		e.Kind = live.Deleted

@@ -14,6 +14,7 @@ import (
 	"herd/internal/config"
 	"herd/internal/faultproxy"
 	"herd/internal/httpapi"
+	"herd/internal/location"
 	"herd/internal/places"
 )
 
@@ -477,5 +478,17 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 	code, body, _ = httpDo(t, nil, "GET", "http://"+h1.Member("A").HTTPAddr+"/v1/nearby?lat=36&lon=-118&radius_km=1", "", nil)
 	if code != 200 || !strings.Contains(body, `"client":"kiwi"`) {
 		t.Fatalf("nearby after the comeback: %d %s", code, body)
+	}
+}
+
+// TestPointOf reads the location of an AT line whose client id holds a
+// no-break space (not a field separator).
+func TestPointOf(t *testing.T) {
+	r, err := location.NewRecord([]byte("AT Goloman +0.000000001 a\u00a0b +34.5-118.25 1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := pointOf(r); !ok || p.Lat != 34.5 || p.Lon != -118.25 {
+		t.Fatalf("%+v %v", p, ok)
 	}
 }
