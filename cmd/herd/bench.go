@@ -61,16 +61,59 @@ func (l *listFlag) Set(s string) error {
 	return nil
 }
 
+// benchFlags is what the command line of herd bench asks for.
+type benchFlags struct {
+	o                               bench.Options
+	addrs, servers                  listFlag
+	cfgPath, placesKind, from, to   string
+	spawnLogs, spawnData            string
+	cpuProfile                      string
+	spawn, reference, asJSON, quiet bool
+}
+
+// runBench runs herd bench: its steps are reading the flags, finding the
+// targets (starting a herd with -spawn), running the load and writing the
+// report.
 func runBench(ctx context.Context, e *env, args []string) error {
+	f, err := parseBenchFlags(e, args)
+	if err != nil {
+		return err
+	}
+	t, err := newBenchTargets(f)
+	if err != nil {
+		return err
+	}
+	if f.spawn {
+		cleanup, err := t.spawn(ctx, e, f)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	}
+	o := f.o
+	if err := t.resolve(&o, f); err != nil {
+		return err
+	}
+	rep, err := runLoad(ctx, e, o, f)
+	if err != nil {
+		return err
+	}
+	rep.Notes = append(t.notes, rep.Notes...)
+	return writeBenchReport(ctx, e, rep, t.label, f.asJSON)
+}
+
+// parseBenchFlags reads and checks herd bench's flags, before anything is
+// started.
+func parseBenchFlags(e *env, args []string) (*benchFlags, error) {
 	fs := newFlagSet(e, "bench", "", benchAbout)
-	var addrs, servers listFlag
-	fs.Var(&addrs, "addr", "target client address `HOST:PORT` (repeatable, comma-separated)")
-	fs.Var(&servers, "server", "target server `NAME` from the config (repeatable, comma-separated; \"all\")")
-	cfgPath := fs.String("config", "", "config file (TOML) for -server, -from, -to and -spawn")
-	spawn := fs.Bool("spawn", false, "start the config's herd in this process (free 127.0.0.1 ports) and load it")
-	placesKind := fs.String("places", "google-fake", "places for -spawn: google-fake (herd's google provider and cache\nagainst a fake endpoint on 127.0.0.1), fixed (an in-process fake finder\nanswering at once), offline (the offline gazetteer)")
-	spawnLogs := fs.String("spawn-logs", "", "log directory for -spawn (default: a temporary one, removed\nafterwards; \"off\": no log files)")
-	spawnData := fs.String("spawn-data", "", "durable state directory for -spawn (default: a temporary one,\nremoved afterwards, when the config has data_dir; \"off\": memory only)")
+	f := &benchFlags{}
+	fs.Var(&f.addrs, "addr", "target client address `HOST:PORT` (repeatable, comma-separated)")
+	fs.Var(&f.servers, "server", "target server `NAME` from the config (repeatable, comma-separated; \"all\")")
+	fs.StringVar(&f.cfgPath, "config", "", "config file (TOML) for -server, -from, -to and -spawn")
+	fs.BoolVar(&f.spawn, "spawn", false, "start the config's herd in this process (free 127.0.0.1 ports) and load it")
+	fs.StringVar(&f.placesKind, "places", "google-fake", "places for -spawn: google-fake (herd's google provider and cache\nagainst a fake endpoint on 127.0.0.1), fixed (an in-process fake finder\nanswering at once), offline (the offline gazetteer)")
+	fs.StringVar(&f.spawnLogs, "spawn-logs", "", "log directory for -spawn (default: a temporary one, removed\nafterwards; \"off\": no log files)")
+	fs.StringVar(&f.spawnData, "spawn-data", "", "durable state directory for -spawn (default: a temporary one,\nremoved afterwards, when the config has data_dir; \"off\": memory only)")
 	workload := fs.String("workload", string(bench.IAMAT), "`NAME`: iamat, whatsat, mix or propagation")
 	mix := fs.Float64("mix", 0.9, "IAMAT share of the mix workload, 0 to 1")
 	mode := fs.String("mode", string(bench.Keepalive), "connections: keepalive or oneshot")
@@ -82,166 +125,190 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	clients := fs.Int("clients", 1000, "distinct client ids (at least -c)")
 	radius := fs.String("radius", "10", "WHATSAT radius in km")
 	bound := fs.Int("bound", 5, "WHATSAT bound (1-20)")
-	from := fs.String("from", "", "propagation: server NAME or HOST:PORT that gets the IAMAT")
-	to := fs.String("to", "", "propagation: server NAME or HOST:PORT that is asked")
+	fs.StringVar(&f.from, "from", "", "propagation: server NAME or HOST:PORT that gets the IAMAT")
+	fs.StringVar(&f.to, "to", "", "propagation: server NAME or HOST:PORT that is asked")
 	timeout := fs.Duration("timeout", 5*time.Second, "limit on each connect and reply, and on each propagation sample")
-	reference := fs.Bool("reference", false, "also measure the reference ceiling and print ratios")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	quiet := fs.Bool("q", false, "no progress line on standard error")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (client and -spawn herd) to `FILE`; best without -reference")
+	fs.BoolVar(&f.reference, "reference", false, "also measure the reference ceiling and print ratios")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&f.quiet, "q", false, "no progress line on standard error")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and -spawn herd) to `FILE`; best without -reference")
 	if err := parseFlags(e, fs, args); err != nil {
-		return err
+		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return nil, usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-
-	o := bench.Options{
+	f.o = bench.Options{
 		Workload: bench.Workload(*workload), MixIAMAT: *mix, Mode: bench.Mode(*mode), Pipeline: *pipeline,
 		Conns: *conns, Rate: *rate, Duration: *dur, Requests: *count, Clients: *clients,
 		Radius: *radius, Bound: *bound, Timeout: *timeout,
 	}
-	if o.Workload == bench.Propagation && !set["c"] {
-		o.Conns = 1
+	if f.o.Workload == bench.Propagation && !set["c"] {
+		f.o.Conns = 1
 	}
 	if *conns < 1 || *pipeline < 1 || *clients < 0 || *dur < 0 || *timeout <= 0 {
-		return usagef("-c, -pipeline and -timeout must be positive, -clients and -d not negative")
+		return nil, usagef("-c, -pipeline and -timeout must be positive, -clients and -d not negative")
 	}
-	if len(addrs) > 0 && (len(servers) > 0 || *spawn) {
-		return usagef("give -addr, or -server/-spawn with a config, not both")
+	if len(f.addrs) > 0 && (len(f.servers) > 0 || f.spawn) {
+		return nil, usagef("give -addr, or -server/-spawn with a config, not both")
 	}
-	if set["places"] && !*spawn {
-		return usagef("-places chooses the places of a herd started with -spawn")
+	if set["places"] && !f.spawn {
+		return nil, usagef("-places chooses the places of a herd started with -spawn")
 	}
 	// Check the options before anything is started; targets come later.
-	probe := o
+	probe := f.o
 	probe.Targets, probe.From, probe.To = []string{"x:1"}, "x:1", "x:1"
 	if err := probe.Validate(); err != nil {
-		return usageError{err}
+		return nil, usageError{err}
 	}
+	return f, nil
+}
 
-	var notes []string
-	var cfg *config.Config
-	if len(addrs) == 0 {
-		var err error
-		if cfg, err = loadConfig(*cfgPath); err != nil {
-			return err
-		}
-	}
-	addrOf := func(name string) (string, error) {
-		if strings.Contains(name, ":") {
-			return name, nil
-		}
-		if cfg == nil {
-			return "", usagef("%q is not HOST:PORT (server names need a config, not -addr)", name)
-		}
-		s, ok := cfg.Server(name)
-		if !ok {
-			return "", usagef("no server named %q in %s (servers are %s)", name, describe(cfg), strings.Join(cfg.Names(), ", "))
-		}
-		return s.Addr, nil
-	}
-	if cfg != nil { // catch a wrong name before spawning a herd
-		for _, n := range append([]string{*from, *to}, servers...) {
-			if n != "" && n != "all" {
-				if _, err := addrOf(n); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if *spawn {
-		sp, cleanup, note, err := spawnHerd(ctx, e, cfg, *placesKind, *spawnLogs, *spawnData, string(o.Workload))
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		notes = append(notes, note)
-		inner := addrOf
-		addrOf = func(name string) (string, error) {
-			if strings.Contains(name, ":") {
-				return name, nil
-			}
-			if _, err := inner(name); err != nil {
-				return "", err
-			}
-			a, _ := sp.Addr(name)
-			return a, nil
-		}
-	}
+// benchTargets turns server names and addresses into the addresses to load.
+type benchTargets struct {
+	cfg     *config.Config // nil with -addr
+	spawned *bench.Spawned // the herd -spawn started, or nil
+	notes   []string       // for the report
+	label   map[string]string
+}
 
-	label := map[string]string{}
+// newBenchTargets reads the config (unless -addr gives every target) and
+// checks every server name before anything is started.
+func newBenchTargets(f *benchFlags) (*benchTargets, error) {
+	t := &benchTargets{label: map[string]string{}}
+	if len(f.addrs) > 0 {
+		return t, nil
+	}
+	var err error
+	if t.cfg, err = loadConfig(f.cfgPath); err != nil {
+		return nil, err
+	}
+	for _, n := range append([]string{f.from, f.to}, f.servers...) {
+		if n != "" && n != "all" {
+			if _, err := t.configAddr(n); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return t, nil
+}
+
+// configAddr is the client address of name in the config (name itself
+// when it is HOST:PORT).
+func (t *benchTargets) configAddr(name string) (string, error) {
+	if strings.Contains(name, ":") {
+		return name, nil
+	}
+	if t.cfg == nil {
+		return "", usagef("%q is not HOST:PORT (server names need a config, not -addr)", name)
+	}
+	s, ok := t.cfg.Server(name)
+	if !ok {
+		return "", usagef("no server named %q in %s (servers are %s)", name, describe(t.cfg), strings.Join(t.cfg.Names(), ", "))
+	}
+	return s.Addr, nil
+}
+
+// addr is where to reach name: in the spawned herd, or as configured.
+func (t *benchTargets) addr(name string) (string, error) {
+	a, err := t.configAddr(name)
+	if err != nil || t.spawned == nil || strings.Contains(name, ":") {
+		return a, err
+	}
+	a, _ = t.spawned.Addr(name)
+	return a, nil
+}
+
+// spawn starts the config's herd in this process; cleanup stops it.
+func (t *benchTargets) spawn(ctx context.Context, e *env, f *benchFlags) (func(), error) {
+	sp, cleanup, note, err := spawnHerd(ctx, e, t.cfg, f.placesKind, f.spawnLogs, f.spawnData, string(f.o.Workload))
+	if err != nil {
+		return nil, err
+	}
+	t.spawned = sp
+	t.notes = append(t.notes, note)
+	return cleanup, nil
+}
+
+// resolve fills in o's targets (or, for propagation, From and To), and
+// the names they are reported by.
+func (t *benchTargets) resolve(o *bench.Options, f *benchFlags) error {
 	if o.Workload == bench.Propagation {
-		f, t := *from, *to
-		if f == "" || t == "" {
+		from, to := f.from, f.to
+		if from == "" || to == "" {
 			switch {
-			case len(addrs) >= 2:
-				f, t = cmpOr(f, addrs[0]), cmpOr(t, addrs[len(addrs)-1])
-			case cfg != nil:
-				ff, ft, hops := bench.FarthestPair(cfg)
-				f, t = cmpOr(f, ff), cmpOr(t, ft)
-				if *from == "" && *to == "" {
-					notes = append(notes, fmt.Sprintf("from and to: the farthest servers of the herd (%d hops)", hops))
+			case len(f.addrs) >= 2:
+				from, to = cmpOr(from, f.addrs[0]), cmpOr(to, f.addrs[len(f.addrs)-1])
+			case t.cfg != nil:
+				ff, ft, hops := bench.FarthestPair(t.cfg)
+				from, to = cmpOr(from, ff), cmpOr(to, ft)
+				if f.from == "" && f.to == "" {
+					t.notes = append(t.notes, fmt.Sprintf("from and to: the farthest servers of the herd (%d hops)", hops))
 				}
 			default:
 				return usagef("propagation needs -from and -to (or two -addr)")
 			}
 		}
 		var err error
-		if o.From, err = addrOf(f); err != nil {
+		if o.From, err = t.addr(from); err != nil {
 			return err
 		}
-		if o.To, err = addrOf(t); err != nil {
+		if o.To, err = t.addr(to); err != nil {
 			return err
 		}
-		label[o.From], label[o.To] = f, t
-	} else {
-		names := []string(servers)
-		if len(addrs) > 0 {
-			names = addrs
-		} else if len(names) == 0 {
-			names = cfg.Names()[:1]
-		} else if slices.Contains(names, "all") {
-			names = cfg.Names()
-		}
-		for _, n := range names {
-			a, err := addrOf(n)
-			if err != nil {
-				return err
-			}
-			o.Targets = append(o.Targets, a)
-			label[a] = n
-		}
+		t.label[o.From], t.label[o.To] = from, to
+		return nil
 	}
-
-	var pp *bench.ProgressPrinter
-	if !*quiet {
-		pp = bench.NewProgressPrinter(e.stderr, isTerminal(e.stderr))
-		o.Progress = pp.Print
+	names := []string(f.servers)
+	switch {
+	case len(f.addrs) > 0:
+		names = f.addrs
+	case len(names) == 0:
+		names = t.cfg.Names()[:1]
+	case slices.Contains(names, "all"):
+		names = t.cfg.Names()
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	for _, n := range names {
+		a, err := t.addr(n)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+		o.Targets = append(o.Targets, a)
+		t.label[a] = n
+	}
+	return nil
+}
+
+// runLoad runs the load, with a progress line and a CPU profile when asked.
+func runLoad(ctx context.Context, e *env, o bench.Options, f *benchFlags) (*bench.Report, error) {
+	var pp *bench.ProgressPrinter
+	if !f.quiet {
+		pp = bench.NewProgressPrinter(e.stderr, isTerminal(e.stderr))
+		o.Progress = pp.Print
+	}
+	if f.cpuProfile != "" {
+		file, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return nil, err
 		}
+		defer file.Close()
+		if err := pprof.StartCPUProfile(file); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
 	}
-	rep, err := bench.Bench(ctx, o, *reference)
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
-	}
+	rep, err := bench.Bench(ctx, o, f.reference)
 	if pp != nil {
 		pp.Done()
 	}
-	if err != nil {
-		return err
-	}
-	rep.Notes = append(notes, rep.Notes...)
+	return rep, err
+}
+
+// writeBenchReport prints the report with targets named as given, and
+// fails when any request to the herd failed.
+func writeBenchReport(ctx context.Context, e *env, rep *bench.Report, label map[string]string, asJSON bool) error {
 	named := func(a string) string {
 		if n := label[a]; n != "" && n != a {
 			return a + " (" + n + ")"
@@ -252,7 +319,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		rep.Targets[i] = named(a)
 	}
 	rep.From, rep.To = named(rep.From), named(rep.To)
-	if *asJSON {
+	var err error
+	if asJSON {
 		err = rep.WriteJSON(e.stdout)
 	} else {
 		err = rep.WriteText(e.stdout)
@@ -263,10 +331,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if n := rep.Herd.Errors; n > 0 {
 		return fmt.Errorf("%d of %d requests to the herd failed", n, rep.Herd.Requests)
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
+	return ctx.Err()
 }
 
 func cmpOr(a, b string) string {

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestBenchCommand(t *testing.T) {
+	code, out, errs := runMain(t, "", "bench", "-spawn", "-places", "fixed", "-n", "300", "-c", "4", "-q", "-json")
+	if code != exitOK {
+		t.Fatalf("code %d\n%s", code, errs)
+	}
+	var rep struct {
+		Herd struct{ Requests, Errors int64 }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Herd.Requests < 300 || rep.Herd.Errors != 0 {
+		t.Fatalf("report %+v (%v):\n%s", rep, err, out)
+	}
+	code, out, errs = runMain(t, "", "bench", "-spawn", "-workload", "propagation", "-n", "20", "-q")
+	if code != exitOK || !strings.Contains(out, "farthest servers of the herd (3 hops)") {
+		t.Fatalf("propagation: code %d\n%s\n%s", code, out, errs)
+	}
+	for _, args := range [][]string{
+		{"bench", "-addr", "127.0.0.1:1", "-spawn"},
+		{"bench", "-places", "fixed"},
+		{"bench", "-c", "0"},
+		{"bench", "-server", "Nobody"},
+		{"bench", "extra"},
+	} {
+		if code, _, _ := runMain(t, "", args...); code != exitUsage {
+			t.Errorf("%v: code %d, want %d", args, code, exitUsage)
+		}
+	}
+}
