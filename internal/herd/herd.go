@@ -527,7 +527,7 @@ func (m *Member) expireLoop(every time.Duration) {
 
 // snapshot gathers the figures metrics reads at scrape time.
 func (m *Member) snapshot(f places.Finder) metrics.Snapshot {
-	s := metrics.Snapshot{Clients: m.Table.Len(), Locations: m.Table.Stats()}
+	s := metrics.Snapshot{Clients: m.Table.Len() - m.Table.Tombstones(), Locations: m.Table.Stats()}
 	s.Links = m.Peers.Links()
 	s.Peer = metrics.PeerAuth{Refused: m.Peers.Refusals(), InProgress: m.Peers.HandshakesInProgress(), CertExpiry: m.certExpiry}
 	if m.Store != nil {

@@ -409,6 +409,8 @@ func (a *API) store(ctx context.Context, r *http.Request, lines [][]byte, cmds [
 		return nil, errorf(http.StatusBadRequest, "%stime %s is later than this server's clock plus [locations] max_clock_skew", where, cmds[len(out)].TimeText)
 	case errors.Is(err, location.ErrExpired):
 		return nil, errorf(http.StatusBadRequest, "%stime %s is older than this server's clock minus [locations] ttl", where, cmds[len(out)].TimeText)
+	case errors.Is(err, location.ErrDeleted):
+		return nil, errorf(http.StatusConflict, "%sclient %s was deleted at or after time %s: only a later report brings it back", where, cmds[len(out)].Client, cmds[len(out)].TimeText)
 	case errors.Is(err, location.ErrFull):
 		return nil, errorf(http.StatusTooManyRequests, "%sthis server holds [locations] max_clients locations: no room for a new client", where)
 	case errors.Is(err, server.ErrNotDurable):

@@ -159,3 +159,23 @@ func TestDeleteTokens(t *testing.T) {
 		t.Fatal("an IAMAT older than the deletion was stored")
 	}
 }
+
+// TestReportOlderThanDeletionIs409: a report timed before the client's
+// deletion is refused with 409.
+func TestReportOlderThanDeletionIs409(t *testing.T) {
+	e := newLiveEnv(t, time.Hour)
+	e.report(t, "IAMAT alice/phone +1+1 1")
+	if _, err := e.srv.Delete(context.Background(), "alice/phone"); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", e.ts.URL+"/v1/locations", strings.NewReader(`{"client":"alice/phone","lat":1,"lon":1,"time":"2"}`))
+	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	res, err := e.ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusConflict {
+		t.Fatalf("%d, want 409", res.StatusCode)
+	}
+}
