@@ -402,6 +402,7 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 
 	now := time.Now().Unix()
 	ask(t, h1.Member("A").ClientAddr, fmt.Sprintf("IAMAT kiwi +34.0689-118.4452 %d", now-100))
+	ask(t, h1.Member("A").ClientAddr, fmt.Sprintf("IAMAT kea +34.07-118.4452 %d", now-100)) // stays: restored into the index
 	waitFor(t, 5*time.Second, "C to learn kiwi", func() bool { return known(h2.Member("C"), "kiwi") != "" })
 
 	toC.SetMode(faultproxy.Cut)
@@ -433,7 +434,7 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 	gone := func(when string) {
 		t.Helper()
 		for _, m := range members() {
-			if l := known(m, "kiwi"); l != "" || m.Table.Tombstones() != 1 {
+			if l := known(m, "kiwi"); l != "" || m.Table.Tombstones() != 1 || m.Index.Len() != 1 {
 				t.Fatalf("%s: %s holds %q with %d tombstones", when, m.Name, l, m.Table.Tombstones())
 			}
 			if _, ok := m.Index.Get("kiwi"); ok {
@@ -462,6 +463,15 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the links after the restarts", func() bool { return linkUp() && linkOf(h1.Member("A"), "B").Up })
 	gone("after every server restarted")
+	for _, m := range members() {
+		if p, ok := m.Index.Get("kea"); !ok || p.Lat != 34.07 {
+			t.Fatalf("%s did not restore kea into its index: %+v %v", m.Name, p, ok)
+		}
+	}
+	code, body, _ = httpDo(t, nil, "GET", "http://"+h2.Member("C").HTTPAddr+"/v1/nearby?lat=34.0689&lon=-118.4452&radius_km=1", "", nil)
+	if code != 200 || !strings.Contains(body, `"client":"kea"`) || strings.Contains(body, "kiwi") {
+		t.Fatalf("nearby at C after the restarts: %d %s", code, body)
+	}
 	if got := ask(t, h2.Member("C").ClientAddr, fmt.Sprintf("IAMAT kiwi +35-118 %d", now-50)); !strings.HasPrefix(got, "? ") {
 		t.Fatalf("an IAMAT older than the deletion: %q", got)
 	}
@@ -490,5 +500,36 @@ func TestPointOf(t *testing.T) {
 	}
 	if p, ok := pointOf(r); !ok || p.Lat != 34.5 || p.Lon != -118.25 {
 		t.Fatalf("%+v %v", p, ok)
+	}
+}
+
+// TestExpiryLeavesIndexAndFence: a location that expires ([locations]
+// ttl) leaves the index and nearby answers, and a fence it was in sees
+// exit (expired).
+func TestExpiryLeavesIndexAndFence(t *testing.T) {
+	closeIdle(t)
+	cfg := httpConfig(t)
+	cfg.Servers = cfg.Servers[:1]
+	cfg.Servers[0].Neighbors = nil
+	cfg.Locations.TTL = config.Duration{D: 3 * time.Second}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := startHerd(t, cfg, nil)
+	m := h.Member(cfg.Servers[0].Name)
+	s := openStream(t, m.HTTPAddr, "lat=10&lon=10&radius_km=5", "")
+	now := time.Now()
+	ask(t, m.ClientAddr, fmt.Sprintf("IAMAT old +10-170 %d.%09d", now.Unix()-2, now.Nanosecond()))
+	ask(t, m.ClientAddr, fmt.Sprintf("IAMAT fading +10+10 %d.%09d", now.Unix()-2, now.Nanosecond()))
+	if e := s.next(); e.event != "enter" || e.client(t) != "fading" {
+		t.Fatalf("%+v", e)
+	}
+	e := s.next()
+	if e.event != "exit" || e.client(t) != "fading" || !strings.Contains(e.data, `"reason":"expired"`) || !strings.Contains(e.id, ".") {
+		t.Fatalf("%+v, want exit (expired) with a sub-position", e)
+	}
+	waitFor(t, 5*time.Second, "both to leave the index", func() bool { return m.Index.Len() == 0 })
+	if code, body, _ := httpDo(t, nil, "GET", "http://"+m.HTTPAddr+"/v1/nearby?lat=10&lon=10&radius_km=20040", "", nil); code != 200 || body != "{\"clients\":[]}\n" {
+		t.Fatalf("nearby after expiry: %d %s", code, body)
 	}
 }
