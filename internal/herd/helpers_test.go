@@ -63,24 +63,37 @@ func (f *fakeFinder) Nearby(ctx context.Context, q places.Query) (*places.Respon
 	return &places.Response{Status: places.StatusOK, Results: []json.RawMessage{res, res}}, nil
 }
 
+// startHerd starts cfg's herd with finder f (a fakeFinder when nil): see
+// startWith.
 func startHerd(t testing.TB, cfg *config.Config, f places.Finder) *Herd {
 	t.Helper()
 	if f == nil {
 		f = &fakeFinder{}
 	}
-	h, err := Start(Options{Config: cfg, NewFinder: func(string) places.Finder { return f }})
+	return startWith(t, Options{Config: cfg, NewFinder: func(string) places.Finder { return f }})
+}
+
+// startWith starts a herd with o (a fake finder when o has none), closes it
+// at cleanup, and waits until every link between its members is up.
+func startWith(t testing.TB, o Options) *Herd {
+	t.Helper()
+	if o.NewFinder == nil {
+		f := &fakeFinder{}
+		o.NewFinder = func(string) places.Finder { return f }
+	}
+	h, err := Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := h.Close(ctx); err != nil {
+		// A store made to fail (StoreOptions) makes Close report it.
+		if err := h.Close(ctx); err != nil && o.StoreOptions == nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	// Every configured link up before the test starts.
-	waitFor(t, 5*time.Second, "links up", func() bool {
+	waitFor(t, 10*time.Second, "links up", func() bool {
 		for _, m := range h.Members() {
 			for _, l := range m.Peers.Links() {
 				if !l.Up && h.Member(l.Peer) != nil {

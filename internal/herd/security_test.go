@@ -3,7 +3,6 @@ package herd
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,7 +28,6 @@ import (
 	"herd/internal/location"
 	"herd/internal/peer"
 	"herd/internal/pki"
-	"herd/internal/places"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
@@ -48,36 +46,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// startWith starts a herd with o (a fake finder when o has none), closes it
-// at cleanup, and waits until every link between its members is up.
-func startWith(t testing.TB, o Options) *Herd {
-	t.Helper()
-	if o.NewFinder == nil {
-		f := &fakeFinder{}
-		o.NewFinder = func(string) places.Finder { return f }
-	}
-	h, err := Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Close(ctx)
-	})
-	waitFor(t, 10*time.Second, "links up", func() bool {
-		for _, m := range h.Members() {
-			for _, l := range m.Peers.Links() {
-				if !l.Up && h.Member(l.Peer) != nil {
-					return false
-				}
-			}
-		}
-		return true
-	})
-	return h
 }
 
 // makeCerts runs what `herd certs` does for names into a new directory and

@@ -1,7 +1,6 @@
 package herd
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,29 +14,8 @@ import (
 	"time"
 
 	"herd/internal/config"
-	"herd/internal/places"
 	"herd/internal/store"
 )
-
-// startHerdWith starts a herd with o (Config and NewFinder filled in if
-// empty) and closes it when the test ends.
-func startHerdWith(t *testing.T, o Options) *Herd {
-	t.Helper()
-	if o.NewFinder == nil {
-		f := &fakeFinder{}
-		o.NewFinder = func(string) places.Finder { return f }
-	}
-	h, err := Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Close(ctx) // a store that still fails makes Close report it
-	})
-	return h
-}
 
 // flakyFile is a log segment on a disk that is full while full is set.
 type flakyFile struct {
@@ -95,7 +73,7 @@ func TestFailingStoreAnswersQuestionMark(t *testing.T) {
 	cfg := defaultConfig(t)
 	cfg.DataDir = t.TempDir()
 	var full atomic.Bool
-	h := startHerdWith(t, Options{Config: cfg, StoreOptions: func(name string, o *store.Options) {
+	h := startWith(t, Options{Config: cfg, StoreOptions: func(name string, o *store.Options) {
 		if name == "Goloman" {
 			o.WrapFile = func(f store.File) store.File { return &flakyFile{File: f, full: &full} }
 		}
@@ -174,7 +152,7 @@ func TestDiskFull(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	h := startHerdWith(t, Options{Config: cfg})
+	h := startWith(t, Options{Config: cfg})
 	g := h.Member("Goloman")
 	dir := filepath.Join(cfg.DataDir, "Goloman")
 	c := dial(t, g.ClientAddr)
