@@ -53,9 +53,14 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	hands := get(t, "http://"+h.Member("Hands").MetricsAddr+"/metrics")
-	if !strings.Contains(hands, `herd_flood_received_total{peer="Goloman",server="Hands"} 1`) {
-		t.Errorf("Hands did not count the flooded update:\n%s", grep(hands, "herd_flood"))
+	// Goloman's copy may arrive after Wilkes' one, which told Hands first.
+	var hands string
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(hands, `herd_flood_received_total{peer="Goloman",server="Hands"} 1`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Hands did not count the update flooded from Goloman:\n%s", grep(hands, "herd_flood"))
+		}
+		hands = get(t, "http://"+h.Member("Hands").MetricsAddr+"/metrics")
 	}
 }
 
