@@ -28,13 +28,15 @@ server), or -spawn to start the config's herd in this process first.
 Workloads: iamat, whatsat (clients are reported first, not measured), mix
 (-mix is the IAMAT share), propagation (IAMAT at -from, then WHATSAT at -to
 until it answers with that exact AT line; default: the two servers farthest
-apart in the config).
+apart in the config), redis (the same update as "GEOADD herd <lng> <lat> <id>"
+to a Redis server at -addr, reply :0 or :1: a side-by-side with Redis).
 
 Load: closed loop with -c connections, or open loop at -rate requests per
 second shared by -c connections (latency counts from when a request was due).
 Modes: keepalive (-pipeline N requests in flight per connection) or oneshot
 (a connection per request, half-closed after the line, read to EOF).
--d bounds the run in time (default 5s, or 1m with -n), -n in requests.
+-d bounds the run in time (default 5s, or 1m with -n), -n in requests;
+-warmup D runs the same load for D first, unmeasured.
 
 -reference first runs the same load, with the same client, against a trivial
 in-process line server answering same-sized replies, and prints the herd's
@@ -114,13 +116,14 @@ func parseBenchFlags(e *env, args []string) (*benchFlags, error) {
 	fs.StringVar(&f.placesKind, "places", "google-fake", "places for -spawn: google-fake (herd's google provider and cache\nagainst a fake endpoint on 127.0.0.1), fixed (an in-process fake finder\nanswering at once), offline (the offline gazetteer)")
 	fs.StringVar(&f.spawnLogs, "spawn-logs", "", "log directory for -spawn (default: a temporary one, removed\nafterwards; \"off\": no log files)")
 	fs.StringVar(&f.spawnData, "spawn-data", "", "durable state directory for -spawn (default: a temporary one,\nremoved afterwards, when the config has data_dir; \"off\": memory only)")
-	workload := fs.String("workload", string(bench.IAMAT), "`NAME`: iamat, whatsat, mix or propagation")
+	workload := fs.String("workload", string(bench.IAMAT), "`NAME`: iamat, whatsat, mix, propagation or redis")
 	mix := fs.Float64("mix", 0.9, "IAMAT share of the mix workload, 0 to 1")
 	mode := fs.String("mode", string(bench.Keepalive), "connections: keepalive or oneshot")
 	pipeline := fs.Int("pipeline", 1, "requests in flight per keepalive connection")
 	conns := fs.Int("c", 16, "connections; for propagation, concurrent probers (1 unless given)")
 	rate := fs.Float64("rate", 0, "open loop: total requests per second (0: closed loop)")
 	dur := fs.Duration("d", 0, "run duration (default 5s, or 1m with -n)")
+	warmup := fs.Duration("warmup", 0, "unmeasured run of the same load before each measured one")
 	count := fs.Int64("n", 0, "number of requests (propagation: samples); 0: no limit")
 	clients := fs.Int("clients", 1000, "distinct client ids (at least -c)")
 	radius := fs.String("radius", "10", "WHATSAT radius in km")
@@ -142,14 +145,14 @@ func parseBenchFlags(e *env, args []string) (*benchFlags, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	f.o = bench.Options{
 		Workload: bench.Workload(*workload), MixIAMAT: *mix, Mode: bench.Mode(*mode), Pipeline: *pipeline,
-		Conns: *conns, Rate: *rate, Duration: *dur, Requests: *count, Clients: *clients,
+		Conns: *conns, Rate: *rate, Duration: *dur, Warmup: *warmup, Requests: *count, Clients: *clients,
 		Radius: *radius, Bound: *bound, Timeout: *timeout,
 	}
 	if f.o.Workload == bench.Propagation && !set["c"] {
 		f.o.Conns = 1
 	}
-	if *conns < 1 || *pipeline < 1 || *clients < 0 || *dur < 0 || *timeout <= 0 {
-		return nil, usagef("-c, -pipeline and -timeout must be positive, -clients and -d not negative")
+	if *conns < 1 || *pipeline < 1 || *clients < 0 || *dur < 0 || *warmup < 0 || *timeout <= 0 {
+		return nil, usagef("-c, -pipeline and -timeout must be positive, -clients, -d and -warmup not negative")
 	}
 	if len(f.addrs) > 0 && (len(f.servers) > 0 || f.spawn) {
 		return nil, usagef("give -addr, or -server/-spawn with a config, not both")

@@ -7,14 +7,15 @@ import (
 )
 
 func TestBenchCommand(t *testing.T) {
-	code, out, errs := runMain(t, "", "bench", "-spawn", "-places", "fixed", "-n", "300", "-c", "4", "-q", "-json")
+	code, out, errs := runMain(t, "", "bench", "-spawn", "-places", "fixed", "-n", "300", "-c", "4", "-warmup", "100ms", "-q", "-json")
 	if code != exitOK {
 		t.Fatalf("code %d\n%s", code, errs)
 	}
 	var rep struct {
-		Herd struct{ Requests, Errors int64 }
+		Herd    struct{ Requests, Errors int64 }
+		WarmupS float64 `json:"warmup_s"`
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Herd.Requests < 300 || rep.Herd.Errors != 0 {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Herd.Requests < 300 || rep.Herd.Errors != 0 || rep.WarmupS != 0.1 {
 		t.Fatalf("report %+v (%v):\n%s", rep, err, out)
 	}
 	code, out, errs = runMain(t, "", "bench", "-spawn", "-workload", "propagation", "-n", "20", "-q")
@@ -25,6 +26,7 @@ func TestBenchCommand(t *testing.T) {
 		{"bench", "-addr", "127.0.0.1:1", "-spawn"},
 		{"bench", "-places", "fixed"},
 		{"bench", "-c", "0"},
+		{"bench", "-warmup", "-1s"},
 		{"bench", "-server", "Nobody"},
 		{"bench", "extra"},
 	} {

@@ -55,6 +55,11 @@ type Options struct {
 	Rate float64
 	// Duration bounds the run; default 5 s, or 1 min when Requests is set.
 	Duration time.Duration
+	// Warmup, when positive, is a run of the same load for this long
+	// before each measured one (Bench only), on connections of its own,
+	// whose figures are dropped: it fills the servers' tables, caches and
+	// buffers first.
+	Warmup time.Duration
 	// Requests bounds the number of requests (Propagation: of samples);
 	// 0 means only Duration does.
 	Requests int64
@@ -201,6 +206,8 @@ func (o Options) Validate() error {
 		return errors.New("the propagation workload runs closed-loop only")
 	case o.Requests < 0:
 		return errors.New("the request count must not be negative")
+	case o.Warmup < 0:
+		return errors.New("the warm-up must not be negative")
 	case o.MixIAMAT < 0 || o.MixIAMAT > 1:
 		return errors.New("the IAMAT share of the mix must be between 0 and 1")
 	case o.Bound < 1 || o.Bound > 20:
@@ -261,6 +268,7 @@ func Bench(ctx context.Context, o Options, reference bool) (*Report, error) {
 		ro.RunID = newRunID()
 		ro.Targets = []string{ref.Addr()}
 		ro.From, ro.To = ref.Addr(), ref.Addr()
+		warmUp(ctx, ro)
 		if rep.Reference, err = Run(ctx, ro); err != nil {
 			return nil, fmt.Errorf("reference: %w", err)
 		}
@@ -270,6 +278,7 @@ func Bench(ctx context.Context, o Options, reference bool) (*Report, error) {
 	} else if _, err := probe(ctx, &o); err != nil {
 		return nil, err
 	}
+	warmUp(ctx, o)
 	var err error
 	if rep.Herd, err = Run(ctx, o); err != nil {
 		return nil, err
@@ -278,4 +287,14 @@ func Bench(ctx context.Context, o Options, reference bool) (*Report, error) {
 		rep.Ratio = ratioOf(rep.Herd, rep.Reference)
 	}
 	return rep, nil
+}
+
+// warmUp runs o's load for o.Warmup, if set, and drops the result: its
+// errors show again in the measured run.
+func warmUp(ctx context.Context, o Options) {
+	if o.Warmup <= 0 {
+		return
+	}
+	o.Duration, o.Requests, o.Progress = o.Warmup, 0, nil
+	Run(ctx, o)
 }

@@ -30,6 +30,7 @@ type ReferenceOptions struct {
 //	IAMAT <rest>    with  AT <name> +0.000000000 <rest>
 //	WHATSAT <c> ... with  AT <name> +0.000000000 <c> <fixed location> <fixed time>,
 //	                      the fixed JSON object and an empty line
+//	GEOADD ...      with  :1 and CR LF, as Redis answers (the Redis workload)
 //	anything else   with  ? <the line>
 //
 // so its replies have the size of a herd's and pass the same checks; the
@@ -158,6 +159,9 @@ func (r *Reference) answer(w *bufio.Writer, line []byte) {
 		w.Write(trimRightSpace(rest))
 		w.WriteByte('\n')
 		return
+	case "GEOADD":
+		w.WriteString(":1\r\n")
+		return
 	case "WHATSAT":
 		if client, _ := nextField(rest); len(client) > 0 {
 			w.Write(r.prefix)
@@ -203,11 +207,15 @@ type shape struct {
 }
 
 // probe sends one IAMAT (and, for workloads with WHATSAT, one WHATSAT) to
-// the first target over a one-shot connection and checks the replies.
+// the first target over a one-shot connection and checks the replies; for
+// the Redis workload, one GEOADD over a kept-alive connection.
 func probe(ctx context.Context, o *Options) (shape, error) {
 	addr := o.From
 	if o.Workload != Propagation {
 		addr = o.Targets[0]
+	}
+	if o.Workload == Redis {
+		return shape{}, probeRedis(ctx, o, addr)
 	}
 	ex := newExchanger(Oneshot, []string{addr}, o.Timeout)
 	defer ex.close()
@@ -237,4 +245,19 @@ func probe(ctx context.Context, o *Options) (shape, error) {
 	_, body, _ := bytes.Cut(reply, []byte{'\n'})
 	s.json = bytes.Clone(body[:len(body)-2])
 	return s, nil
+}
+
+// probeRedis sends one GEOADD to addr and checks the reply.
+func probeRedis(ctx context.Context, o *Options, addr string) error {
+	ex := newExchanger(Keepalive, []string{addr}, o.Timeout)
+	defer ex.close()
+	var req request
+	reply, err := ex.exchange(ctx, 0, appendGeoadd(nil, &req, o.RunID+".probe"), false)
+	if err != nil {
+		return fmt.Errorf("%s: %w (is Redis running there?)", addr, err)
+	}
+	if err := CheckGEOADDReply(reply); err != nil {
+		return fmt.Errorf("%s does not answer GEOADD like Redis: %w", addr, err)
+	}
+	return nil
 }

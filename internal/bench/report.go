@@ -24,7 +24,9 @@ type Report struct {
 	// DurationS and RequestLimit are the bounds the run had (0: none).
 	DurationS    float64 `json:"duration_s"`
 	RequestLimit int64   `json:"request_limit"`
-	Clients      int     `json:"clients"`
+	// WarmupS is the length of the unmeasured run before each measured one.
+	WarmupS float64 `json:"warmup_s,omitempty"`
+	Clients int     `json:"clients"`
 	// Targets are the loaded addresses; From and To those of Propagation.
 	Targets []string `json:"targets,omitempty"`
 	From    string   `json:"from,omitempty"`
@@ -53,6 +55,7 @@ func newReport(o *Options) *Report {
 	r := &Report{
 		Workload: o.Workload, Mode: o.Mode, Pipeline: o.Pipeline, Connections: o.Conns,
 		Rate: o.Rate, DurationS: o.Duration.Seconds(), RequestLimit: o.Requests, Clients: o.Clients,
+		WarmupS: o.Warmup.Seconds(),
 	}
 	if o.Workload == Mix {
 		m := o.MixIAMAT
@@ -118,6 +121,9 @@ func (r *Report) Describe() string {
 			unit = "samples"
 		}
 		bound = fmt.Sprintf("%d %s or %s", r.RequestLimit, unit, bound)
+	}
+	if r.WarmupS > 0 {
+		bound += fmt.Sprintf(" after %gs of warm-up", r.WarmupS)
 	}
 	parts = append(parts, bound)
 	if r.Workload != Propagation {

@@ -68,6 +68,9 @@ func (s *sleeper) backoff(ctx context.Context, n int, deadline time.Time) bool {
 
 // check validates reply as the answer to req and counts its places status.
 func check(req *request, reply []byte, sh *shard) error {
+	if req.redis {
+		return CheckGEOADDReply(reply)
+	}
 	if !req.whatsat {
 		return CheckIAMATReply(reply, req.client, req.loc, req.timeField())
 	}
@@ -78,7 +81,7 @@ func check(req *request, reply []byte, sh *shard) error {
 	return err
 }
 
-// runLoad runs the IAMAT, WHATSAT and Mix workloads.
+// runLoad runs the IAMAT, WHATSAT, Mix and Redis workloads.
 func runLoad(ctx context.Context, o *Options) (*Result, error) {
 	gens := make([]*generator, o.Conns)
 	for w := range gens {

@@ -114,6 +114,15 @@ func checkATLine(reply, line []byte, client string) error {
 	return nil
 }
 
+// CheckGEOADDReply checks the reply of a Redis server to the GEOADD of one
+// member: the integer reply ":1" (added) or ":0" (moved), ended by CR LF.
+func CheckGEOADDReply(reply []byte) error {
+	if string(reply) != ":1\r\n" && string(reply) != ":0\r\n" {
+		return wrong(reply, "want \":1\" or \":0\" (the reply of a Redis server to GEOADD of one member)")
+	}
+	return nil
+}
+
 // CheckRejectReply checks that reply is "? " followed by line (without its
 // line ending) and a LF: the answer to a command the server cannot answer.
 func CheckRejectReply(reply []byte, line string) error {

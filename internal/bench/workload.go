@@ -18,10 +18,22 @@ const (
 	// Propagation reports a location at one server and times how long
 	// another server takes to answer a WHATSAT with it.
 	Propagation Workload = "propagation"
+	// Redis sends the same update as IAMAT to a Redis server instead of a
+	// herd: the inline command "GEOADD herd <lng> <lat> <client>", answered
+	// ":1" (a new member) or ":0" (a member moved). It measures what a
+	// Redis GEO set costs with the same client and load.
+	Redis Workload = "redis"
 )
 
 // Workloads lists the valid workloads, in the order the help shows them.
-var Workloads = []Workload{IAMAT, WHATSAT, Mix, Propagation}
+var Workloads = []Workload{IAMAT, WHATSAT, Mix, Propagation, Redis}
+
+// redisKey and redisLngLat are the set and the position of every GEOADD:
+// the first of locations, UCLA, as Redis writes it (longitude first).
+const (
+	redisKey    = "herd"
+	redisLngLat = "-118.445127 34.068930"
+)
 
 // needsWhatsat reports whether w sends WHATSAT lines.
 func (w Workload) needsWhatsat() bool { return w == WHATSAT || w == Mix || w == Propagation }
@@ -46,6 +58,7 @@ const timeLen = 20
 // request is one command sent, with what its reply must contain.
 type request struct {
 	whatsat bool
+	redis   bool // a GEOADD: the reply is ":0" or ":1"
 	client  string
 	loc     string        // IAMAT only
 	tm      [timeLen]byte // IAMAT only: the time field is tm[:tmLen]
@@ -111,6 +124,8 @@ func (g *generator) nextLine(buf []byte, req *request) []byte {
 	switch g.workload {
 	case WHATSAT:
 		return g.whatsat(buf, req)
+	case Redis:
+		return g.geoadd(buf, req)
 	case Mix:
 		if g.rand() >= g.mixIAMAT {
 			return g.whatsat(buf, req)
@@ -138,6 +153,22 @@ func (g *generator) iamat(buf []byte, req *request, client, loc string) []byte {
 	buf = append(buf, ' ')
 	buf = append(buf, req.timeField()...)
 	return append(buf, '\n')
+}
+
+// geoadd appends "GEOADD herd <lng> <lat> <client>\r\n", an inline Redis
+// command, for the next of the generator's clients.
+func (g *generator) geoadd(buf []byte, req *request) []byte {
+	client := g.clients[g.next]
+	g.next = (g.next + 1) % len(g.clients)
+	return appendGeoadd(buf, req, client)
+}
+
+// appendGeoadd appends the GEOADD of client to buf and fills req.
+func appendGeoadd(buf []byte, req *request, client string) []byte {
+	*req = request{redis: true, client: client}
+	buf = append(buf, "GEOADD "+redisKey+" "+redisLngLat+" "...)
+	buf = append(buf, client...)
+	return append(buf, '\r', '\n')
 }
 
 // whatsat appends a WHATSAT about the next of the generator's clients.
