@@ -28,6 +28,7 @@ import (
 	"herd/internal/location"
 	"herd/internal/peer"
 	"herd/internal/pki"
+	"herd/internal/protocol"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers (a log sink).
@@ -539,4 +540,34 @@ func newProxy(t *testing.T, target string) *faultproxy.Proxy {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// TestPeerLineOverLimitClosesOnlyThatLink: a line longer than the record
+// limit arriving on a link closes that link alone, logged once, and the
+// link comes back.
+func TestPeerLineOverLimitClosesOnlyThatLink(t *testing.T) {
+	var mu sync.Mutex
+	inject := false
+	holiday, welsh, _ := mitm(t, func(up bool, b []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if up && inject && bytes.Contains(b, []byte(" carrier ")) {
+			inject = false
+			return append(slices.Clone(b), strings.Repeat("x", protocol.MaxRecordBytes+1024)+"\n"...)
+		}
+		return b
+	})
+	mu.Lock()
+	inject = true
+	mu.Unlock()
+	at := strings.TrimSuffix(ask(t, holiday.ClientAddr, "IAMAT carrier +1+1 1"), "\n")
+	waitFor(t, 5*time.Second, "Welsh to drop the link for the long line", func() bool {
+		return linkOf(welsh, "Holiday").Down[peer.CloseLineTooLong] == 1
+	})
+	waitFor(t, 5*time.Second, "the link back, and the carrier delivered", func() bool {
+		return linkOf(welsh, "Holiday").Up && known(welsh, "carrier") == at
+	})
+	if d := linkOf(welsh, "Holiday").Down; d[peer.CloseLineTooLong] != 1 {
+		t.Fatalf("link-down counts %v: want one line_too_long", d)
+	}
 }
