@@ -63,6 +63,7 @@ func (m *Member) startHTTP(ln net.Listener, tlsConfig *tls.Config, logger *slog.
 	api := httpapi.New(o)
 	m.HTTPAddr = ln.Addr().String()
 	m.api = httpapi.NewServer(api, tlsConfig, logger.With("listener", "http"))
+	m.api.RegisterOnShutdown(api.StopStreams) // streams end, so that requests in flight can finish
 	go func() {
 		var err error
 		if tlsConfig != nil {

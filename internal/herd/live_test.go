@@ -533,3 +533,29 @@ func TestExpiryLeavesIndexAndFence(t *testing.T) {
 		t.Fatalf("nearby after expiry: %d %s", code, body)
 	}
 }
+
+// TestStopWithOpenStream: a member with an open stream stops at once.
+func TestStopWithOpenStream(t *testing.T) {
+	closeIdle(t)
+	cfg := httpConfig(t)
+	cfg.Servers = cfg.Servers[:1]
+	cfg.Servers[0].Neighbors = nil
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := Start(Options{Config: cfg, NewFinder: func(string) places.Finder { return &fakeFinder{} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := openStream(t, h.Member(cfg.Servers[0].Name).HTTPAddr, "", "")
+	s.next2(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stopping with an open stream took %v", d)
+	}
+}

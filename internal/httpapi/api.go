@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,7 +90,13 @@ type API struct {
 	mux     *http.ServeMux
 	routes  []string // the mux patterns, in registration order
 	metrics *httpMetrics
+	stop    chan struct{} // closed by StopStreams
+	stopped sync.Once
 }
+
+// StopStreams ends every open stream (and streams opened later): for
+// http.Server.RegisterOnShutdown, since a stream never finishes by itself.
+func (a *API) StopStreams() { a.stopped.Do(func() { close(a.stop) }) }
 
 // New returns the API; its Handler serves every route.
 func New(o Options) *API {
@@ -111,7 +118,7 @@ func New(o Options) *API {
 	if o.StreamBuffer <= 0 {
 		o.StreamBuffer = DefaultStreamBuffer
 	}
-	a := &API{o: o, mux: http.NewServeMux(), metrics: newHTTPMetrics(o.ServerName)}
+	a := &API{o: o, mux: http.NewServeMux(), metrics: newHTTPMetrics(o.ServerName), stop: make(chan struct{})}
 	if o.Registerer != nil {
 		a.metrics.register(o.Registerer)
 	}

@@ -181,6 +181,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			}
 		case <-r.Context().Done():
 			return
+		case <-a.stop:
+			return
 		}
 	}
 }
