@@ -506,9 +506,12 @@ func (h *Herd) inProcess() int {
 
 // newTable makes a member's location table with the [locations] limits.
 func newTable(lc config.LocationsConfig, logger *slog.Logger) *location.Table {
-	return location.NewTable(location.WithLogger(logger), location.WithLimits(location.Limits{
-		MaxClockSkew: lc.MaxClockSkew.D, MaxClients: lc.MaxClients, TTL: lc.TTL.D, TombstoneTTL: lc.TombstoneTTL.D,
-	}))
+	return location.NewTable(location.WithLogger(logger), location.WithLimits(tableLimits(lc)))
+}
+
+// tableLimits is [locations] as the table's limits.
+func tableLimits(lc config.LocationsConfig) location.Limits {
+	return location.Limits{MaxClockSkew: lc.MaxClockSkew.D, MaxClients: lc.MaxClients, TTL: lc.TTL.D, TombstoneTTL: lc.TombstoneTTL.D}
 }
 
 // expireLoop forgets expired locations until the member stops.

@@ -24,8 +24,8 @@ type ReloadOptions struct {
 // Reload applies cfg, a new version of the running herd's config, without
 // dropping clients (SIGHUP): links added and removed, servers added and
 // removed when this process runs the whole herd (herd up), a neighbour's
-// new address, client limits for new connections, the places provider, the
-// log level, the HTTP tokens; log files are reopened. A member whose own
+// new address, client limits for new connections, [locations] limits, the
+// places provider, the log level, the HTTP tokens; log files are reopened. A member whose own
 // listening addresses changed is restarted on the new ones. Settings read
 // only at start (data_dir, data_sync, TLS files' places, secrets, tokens of
 // the status pages, max_conns) keep their old values until a restart, and
@@ -183,6 +183,7 @@ func (m *Member) apply(cfg *config.Config, newFinder func(string) places.Finder)
 		notes = append(notes, fmt.Sprintf("%s: link to %s removed", m.Name, n))
 	}
 	m.Server.SetClient(cfg.Client)
+	m.Table.SetLimits(tableLimits(cfg.Locations))
 	if newFinder != nil {
 		if f := newFinder(m.Name); f != nil {
 			m.Server.SetFinder(f)
@@ -219,7 +220,6 @@ func restartOnly(old, cfg *config.Config) []string {
 		{"client.max_conns", old.Client.MaxConns != cfg.Client.MaxConns},
 		{"client.max_conns_per_ip", old.Client.MaxConnsPerIP != cfg.Client.MaxConnsPerIP},
 		{"metrics.token_file", old.Metrics != cfg.Metrics},
-		{"locations", old.Locations != cfg.Locations},
 		{"http", old.HTTP != cfg.HTTP},
 	} {
 		if c.changed {

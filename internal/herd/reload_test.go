@@ -144,3 +144,22 @@ func TestReloadRefusesBadConfig(t *testing.T) {
 		t.Fatal("a refused reload changed the herd")
 	}
 }
+
+// TestReloadLocationLimits: a reload's [locations] applies to the next
+// update.
+func TestReloadLocationLimits(t *testing.T) {
+	cfg := reloadConfig(t, []string{"A"})
+	h := startWith(t, Options{Config: cfg})
+	a := h.Member("A")
+	if got := ask(t, a.ClientAddr, "IAMAT one +1+1 1"); !strings.HasPrefix(got, "AT A ") {
+		t.Fatalf("before: %q", got)
+	}
+	next := reloadConfig(t, []string{"A"})
+	next.Locations.MaxClients = 1
+	if _, err := h.Reload(next, ReloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ask(t, a.ClientAddr, "IAMAT two +1+1 1"); got != "? IAMAT two +1+1 1\n" {
+		t.Fatalf("a new client past the reloaded max_clients: %q", got)
+	}
+}

@@ -35,7 +35,7 @@ type Limits struct {
 type Option func(*Table)
 
 // WithLimits makes the table enforce l.
-func WithLimits(l Limits) Option { return func(t *Table) { t.lim = l } }
+func WithLimits(l Limits) Option { return func(t *Table) { t.lim.Store(&l) } }
 
 // WithClock replaces time.Now as the table's clock (tests).
 func WithClock(now func() time.Time) Option { return func(t *Table) { t.now = now } }
@@ -107,7 +107,11 @@ func (t *Table) Stats() Stats {
 }
 
 // Limits returns the limits the table enforces.
-func (t *Table) Limits() Limits { return t.lim }
+func (t *Table) Limits() Limits { return *t.lim.Load() }
+
+// SetLimits makes l the table's limits from now on (a reload): they apply
+// to the next record checked and the next expiry sweep.
+func (t *Table) SetLimits(l Limits) { t.lim.Store(&l) }
 
 // bounds are the limits as client times, at one reading of the clock.
 type bounds struct {
@@ -120,24 +124,29 @@ type bounds struct {
 }
 
 // timeLimits reports whether the table expires anything.
-func (t *Table) timeLimits() bool { return t.lim.TTL > 0 || t.lim.TombstoneTTL > 0 }
+func (t *Table) timeLimits() bool { return t.lim.Load().timed() }
 
-// bounds reads the clock once; without time limits it does not read it.
+// timed reports whether l expires anything.
+func (l *Limits) timed() bool { return l.TTL > 0 || l.TombstoneTTL > 0 }
+
+// bounds reads the limits and the clock once; without time limits it does
+// not read the clock.
 func (t *Table) bounds() bounds {
-	if t.lim.MaxClockSkew <= 0 && !t.timeLimits() {
+	l := t.lim.Load()
+	if l.MaxClockSkew <= 0 && !l.timed() {
 		return bounds{}
 	}
 	now := t.now()
 	sec, nsec := now.Unix(), int64(now.Nanosecond())
 	var b bounds
-	if d := t.lim.MaxClockSkew; d > 0 {
+	if d := l.MaxClockSkew; d > 0 {
 		b.skew, b.latest = true, timeAt(sec, nsec+int64(d))
 	}
-	if d := t.lim.TTL; d > 0 {
+	if d := l.TTL; d > 0 {
 		b.ttl, b.earliest = true, timeAt(sec, nsec-int64(d))
 		b.tombTTL, b.tombs = true, b.earliest
 	}
-	if d := t.lim.TombstoneTTL; d > 0 {
+	if d := l.TombstoneTTL; d > 0 {
 		if e := timeAt(sec, nsec-int64(d)); !b.tombTTL || e.Compare(b.tombs) > 0 {
 			b.tombTTL, b.tombs = true, e
 		}
@@ -210,11 +219,11 @@ func (t *Table) refuse(err error) {
 	args := []any{"reason", err.Error(), "refused", t.stats.since[r].Swap(0)}
 	switch r {
 	case reasonFull:
-		args = append(args, "max_clients", t.lim.MaxClients)
+		args = append(args, "max_clients", t.lim.Load().MaxClients)
 	case reasonFuture:
-		args = append(args, "max_clock_skew", t.lim.MaxClockSkew.String())
+		args = append(args, "max_clock_skew", t.lim.Load().MaxClockSkew.String())
 	case reasonExpired:
-		args = append(args, "ttl", t.lim.TTL.String())
+		args = append(args, "ttl", t.lim.Load().TTL.String())
 	}
 	t.log.Warn("location updates refused (logged at most once a minute per reason)", args...)
 }
@@ -275,8 +284,8 @@ func (t *Table) ExpireFunc(forget func(Record)) int {
 // TombstoneTTL: a tenth of the shorter, between a second and a minute;
 // zero without either.
 func (t *Table) ExpireEvery() time.Duration {
-	d := t.lim.TTL
-	if td := t.lim.TombstoneTTL; td > 0 && (d <= 0 || td < d) {
+	d := t.lim.Load().TTL
+	if td := t.lim.Load().TombstoneTTL; td > 0 && (d <= 0 || td < d) {
 		d = td
 	}
 	if d <= 0 {

@@ -118,11 +118,11 @@ const shardCount = 64
 type Table struct {
 	seed     maphash.Seed
 	shards   [shardCount]shard
-	lim      Limits           // immutable after NewTable
-	now      func() time.Time // immutable after NewTable
-	log      *slog.Logger     // immutable after NewTable
-	n        atomic.Int64     // entries in all shards (expired ones not yet swept included): whatever adds or deletes one updates it
-	tombs    atomic.Int64     // how many of the n entries are tombstones: whatever changes one updates it
+	lim      atomic.Pointer[Limits] // never nil; replaced whole by SetLimits
+	now      func() time.Time       // immutable after NewTable
+	log      *slog.Logger           // immutable after NewTable
+	n        atomic.Int64           // entries in all shards (expired ones not yet swept included): whatever adds or deletes one updates it
+	tombs    atomic.Int64           // how many of the n entries are tombstones: whatever changes one updates it
 	stats    counters
 	lastWarn [numReasons]atomic.Int64 // when a refusal was last logged, by reason (Unix ns)
 
@@ -304,6 +304,7 @@ func (t *Table) recordLocked(e entry, clientLen int) Record {
 func NewTable(opts ...Option) *Table {
 	t := &Table{seed: maphash.MakeSeed(), fromN: 1, fromI: map[string]uint8{}, now: time.Now,
 		log: slog.New(slog.DiscardHandler)}
+	t.lim.Store(&Limits{})
 	for _, o := range opts {
 		o(t)
 	}
@@ -404,7 +405,7 @@ func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
 			}
 			return old, false, nil
 		}
-	} else if !known && t.lim.MaxClients > 0 && t.n.Load() >= int64(t.lim.MaxClients) {
+	} else if !known && t.lim.Load().MaxClients > 0 && t.n.Load() >= int64(t.lim.Load().MaxClients) {
 		s.mu.Unlock()
 		t.refuse(ErrFull)
 		return Record{}, false, ErrFull
