@@ -75,4 +75,3 @@ func parseMessage(line []byte) (message, error) {
 	}
 	return message{kind: msgOther}, nil
 }
-
