@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Measures herd side by side with what a user would run instead, a Redis GEO
+# set with replicas, with the same load client (herd bench), and prints the
+# table at the top of docs/PERFORMANCE.md.
+#
+#   scripts/compare.sh            one run of every target
+#   RUNS=3 scripts/compare.sh     the median of 3 runs of each figure
+#
+# Targets, each started afresh for each run, in temporary directories, on
+# free 127.0.0.1 ports:
+#   redis        Redis, primary + 4 replicas, no persistence
+#   redis-aof    Redis, primary + 4 replicas, appendonly with appendfsync always
+#   herd         the classic five-server herd, one process per server, in memory
+#   herd-durable the same with data_dir and data_sync = "always"
+# herd logs every client line (log_dir in the temporary directory), as it
+# does when deployed. Every server process runs on CPU $SERVER_CPU, the load
+# on CPU $LOAD_CPU (taskset). The load: $CONNS keep-alive connections with
+# one update in flight each, the same with $PIPE in flight, and $CONNS
+# one-shot workers; each run lasts $DUR after $WARMUP of warm-up and goes to
+# the first server (Redis: the primary; herd: Goloman). Redis gets
+# "GEOADD herd -118.445127 34.068930 <id>", herd the same update as an IAMAT.
+#
+# redis-server is installed from the Debian packages when it is missing
+# (apt-get, as root). Everything stops by itself: each run is bounded by
+# -d and by `timeout`, and every process started is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-1}
+DUR=${DUR:-5s}
+WARMUP=${WARMUP:-0.5s}
+CONNS=${CONNS:-16}
+PIPE=${PIPE:-16}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+TARGETS=${TARGETS:-"redis redis-aof herd herd-durable"}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+install_pkgs() {
+	local sudo=""
+	if [ "$(id -u)" != 0 ]; then
+		need sudo || { echo "compare.sh: need root (or sudo) to install $*" >&2; exit 1; }
+		sudo=sudo
+	fi
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "$@"
+}
+missing=()
+need redis-server || missing+=(redis-server)
+need redis-cli || missing+=(redis-tools)
+need jq || missing+=(jq)
+need taskset || missing+=(util-linux)
+need curl || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then install_pkgs "${missing[@]}"; fi
+
+tmp=$(mktemp -d -t herd-compare-XXXXXX)
+pids=()
+stop_all() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+trap 'stop_all; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+go build -o "$tmp/herd" ./cmd/herd
+herd=$tmp/herd
+
+# free_port sets port to a 127.0.0.1 port nothing listens on, not handed
+# out before.
+used=" "
+free_port() {
+	while :; do
+		port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-)
+		case "$used" in *" $port "*) continue ;; esac
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			used="$used$port "
+			return
+		fi
+	done
+}
+
+# wait_for CMD...: retries CMD for up to 60 s.
+wait_for() {
+	local i
+	for i in $(seq 600); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	echo "compare.sh: timed out waiting for: $*" >&2
+	[ ! -s "$tmp/herd-stderr.log" ] || grep -v "peer link up" "$tmp/herd-stderr.log" | head -20 >&2
+	return 1
+}
+
+# start_redis PERSIST: a primary and 4 replicas; sets target.
+start_redis() {
+	local persist=$1 primary i dir args p
+	free_port
+	primary=$port
+	for i in 0 1 2 3 4; do
+		dir=$tmp/redis-$i
+		rm -rf "$dir" && mkdir -p "$dir"
+		p=$primary
+		if [ "$i" != 0 ]; then free_port; p=$port; fi
+		args=(--port "$p" --bind 127.0.0.1 --dir "$dir" --save "" --logfile "$dir/redis.log" --daemonize no)
+		if [ "$persist" = yes ]; then
+			args+=(--appendonly yes --appendfsync always)
+		else
+			args+=(--appendonly no)
+		fi
+		[ "$i" = 0 ] || args+=(--replicaof 127.0.0.1 "$primary")
+		taskset -c "$SERVER_CPU" redis-server "${args[@]}" &
+		pids+=($!)
+		wait_for redis-cli -p "$p" ping
+		if [ "$i" != 0 ]; then
+			wait_for sh -c "redis-cli -p $p info replication | grep -q 'master_link_status:up'"
+		fi
+	done
+	wait_for sh -c "redis-cli -p $primary info replication | grep -q 'connected_slaves:4'"
+	target=127.0.0.1:$primary
+	workload=redis
+}
+
+# start_herd DURABLE: the classic herd, one `herd serve` per server; sets target.
+start_herd() {
+	local durable=$1 cfg=$tmp/herd.toml n
+	rm -rf "$tmp/logs" "$tmp/data"
+	declare -A addr peer metrics
+	local names=(Goloman Hands Holiday Welsh Wilkes)
+	for n in "${names[@]}"; do
+		free_port; addr[$n]=127.0.0.1:$port
+		free_port; peer[$n]=127.0.0.1:$port
+		free_port; metrics[$n]=127.0.0.1:$port
+	done
+	{
+		echo "log_dir = \"$tmp/logs\""
+		if [ "$durable" = yes ]; then
+			echo "data_dir = \"$tmp/data\""
+			echo 'data_sync = "always"'
+		fi
+		server() {
+			echo
+			echo '[[server]]'
+			echo "name = \"$1\""
+			echo "addr = \"${addr[$1]}\""
+			echo "peer_addr = \"${peer[$1]}\""
+			echo "metrics = \"${metrics[$1]}\""
+			echo "neighbors = [$2]"
+		}
+		server Goloman '"Hands", "Holiday", "Wilkes"'
+		server Hands '"Goloman", "Wilkes"'
+		server Holiday '"Goloman", "Welsh", "Wilkes"'
+		server Welsh '"Holiday"'
+		server Wilkes '"Goloman", "Hands", "Holiday"'
+	} >"$cfg"
+	for n in "${names[@]}"; do
+		taskset -c "$SERVER_CPU" "$herd" serve "$n" -config "$cfg" 2>>"$tmp/herd-stderr.log" &
+		pids+=($!)
+	done
+	# Every link up at both ends: 12 in the classic herd.
+	links_up() {
+		local total=0 m c
+		for n in "${names[@]}"; do
+			m=$(curl -sf "http://${metrics[$n]}/metrics") || return 1
+			c=$(grep -c '^herd_peer_link_up{.*} 1$' <<<"$m" || true)
+			total=$((total + c))
+		done
+		[ "$total" = 12 ]
+	}
+	wait_for links_up
+	target=${addr[Goloman]}
+	workload=iamat
+}
+
+# bench LABEL MODE ARGS...: one herd bench run on CPU $LOAD_CPU; appends
+# "target mode throughput p50 p99 errors" to $tmp/results.
+bench() {
+	local label=$1 mode=$2
+	shift 2
+	local out
+	out=$(timeout 120 taskset -c "$LOAD_CPU" "$herd" bench -q -json -addr "$target" -workload "$workload" \
+		-d "$DUR" -warmup "$WARMUP" "$@") || { echo "compare.sh: herd bench failed on $label $mode" >&2; echo "$out" >&2; }
+	jq -r --arg l "$label" --arg m "$mode" '[$l, $m, .herd.throughput, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors] | @tsv' \
+		<<<"$out" >>"$tmp/results" || true
+	jq -r --arg l "$label" --arg m "$mode" '"  \($l) \($m): \(.herd.throughput | floor)/s, p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.errors) errors"' <<<"$out" >&2 || true
+}
+
+measure() {
+	local label=$1
+	bench "$label" keepalive -c "$CONNS"
+	bench "$label" pipelined -c "$CONNS" -pipeline "$PIPE"
+	bench "$label" oneshot -c "$CONNS" -mode oneshot
+}
+
+: >"$tmp/results"
+started=$(date -u +%Y-%m-%dT%H:%MZ)
+for run in $(seq "$RUNS"); do
+	echo "run $run of $RUNS" >&2
+	for t in $TARGETS; do
+		case $t in
+		redis) start_redis no ;;
+		redis-aof) start_redis yes ;;
+		herd) start_herd no ;;
+		herd-durable) start_herd yes ;;
+		*) echo "compare.sh: unknown target $t" >&2; exit 2 ;;
+		esac
+		measure "$t"
+		stop_all
+	done
+done
+
+# The table: the median of the runs of each figure, and the ratios the
+# targets of docs/PERFORMANCE.md are stated in.
+echo
+echo "Side by side, $started, $(nproc) CPUs, servers on CPU $SERVER_CPU, load on CPU $LOAD_CPU, $CONNS connections, $DUR after $WARMUP, median of $RUNS run(s):"
+echo
+awk -F'\t' -v targets="$TARGETS" -v pipe="$PIPE" '
+function median(key,   n, i, j, t, a) {
+	n = split(vals[key], a, " ")
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+	return n ? a[int((n + 1) / 2)] : 0
+}
+function us(ns) { return ns >= 1e6 ? sprintf("%.2f ms", ns / 1e6) : sprintf("%.0f µs", ns / 1e3) }
+function rate(x,   s) {
+	s = sprintf("%d", x)
+	while (s ~ /[0-9][0-9][0-9][0-9]/) sub(/[0-9][0-9][0-9]($|,)/, ",&", s)
+	return s
+}
+function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+{
+	for (f = 3; f <= 6; f++) vals[$1 SUBSEP $2 SUBSEP f] = vals[$1 SUBSEP $2 SUBSEP f] " " $f
+}
+END {
+	name["redis"] = "Redis, primary + 4 replicas, no persistence"
+	name["redis-aof"] = "Redis, primary + 4 replicas, `appendfsync always`"
+	name["herd"] = "herd, 5 servers, in memory"
+	name["herd-durable"] = "herd, 5 servers, `data_dir`, `data_sync = \"always\"`"
+	printf "| target | updates/s (keep-alive) | p50 | p99 | pipelined (%d in flight)/s | oneshot/s | errors |\n", pipe
+	print "|---|---|---|---|---|---|---|"
+	n = split(targets, ts, " ")
+	for (i = 1; i <= n; i++) {
+		t = ts[i]
+		ka[t] = median(t SUBSEP "keepalive" SUBSEP 3)
+		pl[t] = median(t SUBSEP "pipelined" SUBSEP 3)
+		os[t] = median(t SUBSEP "oneshot" SUBSEP 3)
+		errs = median(t SUBSEP "keepalive" SUBSEP 6) + median(t SUBSEP "pipelined" SUBSEP 6) + median(t SUBSEP "oneshot" SUBSEP 6)
+		printf "| %s | %s | %s | %s | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
+			us(median(t SUBSEP "keepalive" SUBSEP 5)), rate(pl[t]), rate(os[t]), errs
+	}
+	print ""
+	print "| ratio | keep-alive | pipelined | oneshot |"
+	print "|---|---|---|---|"
+	printf "| herd in memory / Redis (no persistence) | %s | %s | %s |\n", ratio(ka["herd"], ka["redis"]), ratio(pl["herd"], pl["redis"]), ratio(os["herd"], os["redis"])
+	printf "| herd durable / Redis `appendfsync always` | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["redis-aof"]), ratio(pl["herd-durable"], pl["redis-aof"]), ratio(os["herd-durable"], os["redis-aof"])
+	printf "| herd durable / herd in memory | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["herd"]), ratio(pl["herd-durable"], pl["herd"]), ratio(os["herd-durable"], os["herd"])
+}' "$tmp/results"
