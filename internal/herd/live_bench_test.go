@@ -2,6 +2,7 @@ package herd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -116,7 +117,7 @@ func BenchmarkStreamFanOut(b *testing.B) {
 			defer res.Body.Close()
 			sc := bufio.NewScanner(res.Body)
 			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "event: location") {
+				if bytes.HasPrefix(sc.Bytes(), []byte("event: location")) {
 					got.Add(1)
 				}
 			}

@@ -30,6 +30,10 @@ const (
 // streamBatch is the most events written to a stream at once.
 const streamBatch = 512
 
+// streamFlush is the least time between two writes of events to a stream:
+// an event waits at most this long, and only while others came just before.
+const streamFlush = 10 * time.Millisecond
+
 // streamFilter is what one stream shows.
 type streamFilter struct {
 	g       Grant
@@ -145,7 +149,10 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 
 	heartbeat := time.NewTicker(a.o.Heartbeat)
 	defer heartbeat.Stop()
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	var evs []*live.Event
+	var lastWrite time.Time
 	for {
 		wake := lg.Wait()
 		var behind uint64
@@ -155,7 +162,8 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			a.cutOff(behind + uint64(len(evs)))
 		}
 		if len(evs) > 0 {
-			buf, n := buf[:0], 0
+			buf = buf[:0] // kept across batches: one buffer per stream
+			n := 0
 			for _, e := range evs {
 				var shown bool
 				buf, shown = a.appendEvent(buf, e, &f)
@@ -169,6 +177,24 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 					return
 				}
 				a.metrics.sent.Add(float64(n))
+				lastWrite = time.Now()
+				if cap(buf) > 64<<10 {
+					buf = nil // a burst's buffer is not kept by an idle stream
+				}
+			}
+			continue
+		}
+		// Caught up. Under a stream of changes, write at most every
+		// streamFlush: many events per write instead of one write (and
+		// one wake-up) per change on every stream.
+		if d := streamFlush - time.Since(lastWrite); d > 0 {
+			pause.Reset(d)
+			select {
+			case <-pause.C:
+			case <-r.Context().Done():
+				return
+			case <-a.stop:
+				return
 			}
 			continue
 		}
@@ -242,19 +268,12 @@ func (a *API) appendEvent(dst []byte, e *live.Event, f *streamFilter) ([]byte, b
 	if !f.shows(e.Record.Client) {
 		return dst, false
 	}
+	if f.fence == nil {
+		// The same bytes on every stream without a fence: made once.
+		return append(dst, e.Frame(a.plainFrame)...), true
+	}
 	data := e.Data(eventJSON)
 	var kind string
-	if f.fence == nil {
-		switch e.Kind {
-		case live.Location:
-			kind = "location"
-		case live.Deleted:
-			kind = "delete"
-		case live.Expired:
-			kind = "expire"
-		}
-		return appendSSE(dst, a.o.Live, e.Pos, kind, data, -1, ""), true
-	}
 	in := e.Kind == live.Location && f.fence.Contains(e.Point)
 	was := e.HadPrev && f.fence.Contains(e.Prev)
 	dist, reason := -1.0, ""
@@ -278,6 +297,18 @@ func (a *API) appendEvent(dst []byte, e *live.Event, f *streamFilter) ([]byte, b
 		dist = geo.Distance(f.fence.Center, e.Point)
 	}
 	return appendSSE(dst, a.o.Live, e.Pos, kind, data, dist, reason), true
+}
+
+// plainFrame is e as a stream without a fence shows it.
+func (a *API) plainFrame(e *live.Event) []byte {
+	kind := "location"
+	switch e.Kind {
+	case live.Deleted:
+		kind = "delete"
+	case live.Expired:
+		kind = "expire"
+	}
+	return appendSSE(nil, a.o.Live, e.Pos, kind, e.Data(eventJSON), -1, "")
 }
 
 // appendSSE appends one event: its id (unless lg is nil), event name and

@@ -50,8 +50,8 @@ type Event struct {
 	Point, Prev geo.Point
 	HadPrev     bool
 
-	once sync.Once
-	data []byte // see Data
+	once, frameOnce sync.Once
+	data, frame     []byte // see Data and Frame
 }
 
 // Data returns f(e), computed once per event however many readers ask
@@ -59,6 +59,13 @@ type Event struct {
 func (e *Event) Data(f func(*Event) []byte) []byte {
 	e.once.Do(func() { e.data = f(e) })
 	return e.data
+}
+
+// Frame is Data for a second value (the whole event as most streams
+// write it).
+func (e *Event) Frame(f func(*Event) []byte) []byte {
+	e.frameOnce.Do(func() { e.frame = f(e) })
+	return e.frame
 }
 
 // Log is a bounded ring of the latest events, safe for concurrent use.
