@@ -43,6 +43,7 @@ func iamats(b *testing.B, addr string, conns, n, round int) {
 		go func() {
 			defer wg.Done()
 			cl := dial(b, addr)
+			cl.nc.SetDeadline(time.Now().Add(5 * time.Minute)) // on a loaded machine
 			var sb strings.Builder
 			for i := range n {
 				lat := float64((i*7919+c*104729)%17900)/100 - 89.5

@@ -30,6 +30,9 @@ const (
 // streamBatch is the most events written to a stream at once.
 const streamBatch = 512
 
+// streamWriteBytes is about the most bytes of events written at once.
+const streamWriteBytes = 32 << 10
+
 // streamFlush is the least time between two writes of events to a stream:
 // an event waits at most this long, and only while others came just before.
 const streamFlush = 10 * time.Millisecond
@@ -153,6 +156,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	defer pause.Stop()
 	var evs []*live.Event
 	var lastWrite time.Time
+	keep := make([]byte, 0, streamWriteBytes+1024)
 	for {
 		wake := lg.Wait()
 		var behind uint64
@@ -162,26 +166,25 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			a.cutOff(behind + uint64(len(evs)))
 		}
 		if len(evs) > 0 {
-			buf = buf[:0] // kept across batches: one buffer per stream
-			n := 0
-			for _, e := range evs {
+			// One buffer per stream, kept across writes and never much
+			// over streamWriteBytes.
+			buf, n := keep[:0], 0
+			for k, e := range evs {
 				var shown bool
-				buf, shown = a.appendEvent(buf, e, &f)
-				if shown {
+				if buf, shown = a.appendEvent(buf, e, &f); shown {
 					n++
 				}
-			}
-			if len(buf) > 0 {
-				if err := s.write(buf); err != nil {
-					s.failed(a, err, behind+uint64(n))
-					return
-				}
-				a.metrics.sent.Add(float64(n))
-				lastWrite = time.Now()
-				if cap(buf) > 64<<10 {
-					buf = nil // a burst's buffer is not kept by an idle stream
+				if len(buf) >= streamWriteBytes || k == len(evs)-1 && len(buf) > 0 {
+					if err := s.write(buf); err != nil {
+						s.failed(a, err, behind+uint64(len(evs)-k))
+						return
+					}
+					a.metrics.sent.Add(float64(n))
+					buf, n = buf[:0], 0
+					lastWrite = time.Now()
 				}
 			}
+			keep = buf
 			continue
 		}
 		// Caught up. Under a stream of changes, write at most every
