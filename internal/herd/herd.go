@@ -96,6 +96,7 @@ type Member struct {
 	Store       *store.Store // nil without data_dir
 	Index       *geo.Index   // where every client is, kept in step with Table
 	Live        *live.Log    // the latest changes, for streams and the status page
+	fol         *follower    // applies the table's changes to Index and Live
 	started     time.Time
 	certExpiry  time.Time // of the peer certificate; zero without TLS
 	h           *Herd
@@ -289,6 +290,7 @@ func (h *Herd) startMember(b bound) (*Member, error) {
 	m.Peers = peer.New(po)
 	m.indexTable()
 	m.Live = live.NewLog(liveHistory, m.Peers.Epoch(), m.Table.Seq())
+	m.startFollower()
 	m.Table.OnChange(m.onChange)
 	var finder places.Finder
 	if h.o.NewFinder != nil {
@@ -455,6 +457,7 @@ func (m *Member) stop(ctx context.Context) error {
 	m.Peers.Close()
 	err := m.Server.Shutdown(ctx)
 	<-m.done
+	m.fol.close()
 	if m.Store != nil {
 		if serr := m.Store.Close(); serr != nil {
 			err = errors.Join(err, serr)

@@ -55,7 +55,7 @@ func (m *Member) startHTTP(ln net.Listener, tlsConfig *tls.Config, logger *slog.
 	o := httpapi.Options{
 		Backend: m.Server, Tokens: m.h.tokens, MaxBodyBytes: m.h.cfg.HTTP.BodyLimit(),
 		Logger: logger, Registerer: m.Metrics.Registry(), ServerName: m.Name,
-		Index: m.Index, Live: m.Live,
+		Index: m.Index, Live: m.Live, Sync: m.syncIndex,
 	}
 	if f := m.h.o.HTTPOptions; f != nil {
 		f(m.Name, &o)

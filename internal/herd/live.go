@@ -2,6 +2,8 @@ package herd
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"sync"
+	"sync/atomic"
 
 	"time"
 
@@ -54,14 +56,134 @@ func (m *Member) indexTable() {
 	})
 }
 
-// follow keeps the spatial index in step with a change of the table and
-// logs it for the streams. It runs in the table's change hook, in Seq
-// order.
+// follower applies the table's changes to the spatial index and the live
+// log, in change order, on its own goroutine: the table's change hook only
+// queues them, so an IAMAT does not wait for the index. A reader that must
+// see every change made so far (a nearby query) calls sync first, which
+// waits until the follower has applied what was queued when it was called.
+type follower struct {
+	m      *Member
+	q      chan followItem
+	stop   chan struct{} // closed by close: the goroutine drains q and exits
+	exited chan struct{}
+	queued atomic.Uint64 // items queued; incremented in change order
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	applied uint64 // guarded by mu: items applied
+	closed  bool   // guarded by mu: the goroutine has exited
+}
+
+// followItem is one change or expiry to apply.
+type followItem struct {
+	r       location.Record
+	from    string
+	expired bool
+	at      time.Time
+}
+
+// followQueue bounds the changes queued to the follower; when it is full
+// the change hook waits, so the index is never more than this behind.
+const followQueue = 1 << 14
+
+func (m *Member) startFollower() {
+	f := &follower{m: m, q: make(chan followItem, followQueue), stop: make(chan struct{}), exited: make(chan struct{})}
+	f.cond = sync.NewCond(&f.mu)
+	m.fol = f
+	go f.run()
+}
+
+// enqueue queues a change (or an expiry); called in change order.
+func (f *follower) enqueue(it followItem) {
+	f.queued.Add(1)
+	select {
+	case f.q <- it:
+	case <-f.stop:
+	}
+}
+
+func (f *follower) run() {
+	defer close(f.exited)
+	for {
+		select {
+		case it := <-f.q:
+			n := uint64(1)
+			f.m.applyChange(it)
+			for more := true; more && n < 256; {
+				select {
+				case it := <-f.q:
+					f.m.applyChange(it)
+					n++
+				default:
+					more = false
+				}
+			}
+			f.mu.Lock()
+			f.applied += n
+			f.cond.Broadcast()
+			f.mu.Unlock()
+		case <-f.stop:
+			f.mu.Lock()
+			f.closed = true
+			f.cond.Broadcast()
+			f.mu.Unlock()
+			return
+		}
+	}
+}
+
+// sync waits until every change queued before it was called is applied.
+func (f *follower) sync() {
+	target := f.queued.Load()
+	f.mu.Lock()
+	for f.applied < target && !f.closed {
+		f.cond.Wait()
+	}
+	f.mu.Unlock()
+}
+
+// close stops the follower once no more changes can come.
+func (f *follower) close() {
+	close(f.stop)
+	<-f.exited
+}
+
+// syncIndex waits until the index and the live log hold every change the
+// table has made so far.
+func (m *Member) syncIndex() {
+	if m.fol != nil {
+		m.fol.sync()
+	}
+}
+
+// follow queues a change of the table for the index and the live log. It
+// runs in the table's change hook, in Seq order.
 func (m *Member) follow(r location.Record, from string) {
 	if m.h.o.withoutLive {
 		return
 	}
-	e := &live.Event{Record: r, From: from, Time: time.Now()}
+	m.fol.enqueue(followItem{r: r, from: from, at: time.Now()})
+}
+
+// forget follows the expiry of a record (Table.ExpireFunc), like follow.
+func (m *Member) forget(r location.Record) {
+	if m.h.o.withoutLive {
+		return
+	}
+	m.fol.enqueue(followItem{r: r, expired: true, at: time.Now()})
+}
+
+// applyChange keeps the spatial index in step with one change and logs it for
+// the streams.
+func (m *Member) applyChange(it followItem) {
+	r, from := it.r, it.from
+	if it.expired {
+		e := &live.Event{Kind: live.Expired, Record: r, Time: it.at}
+		e.Prev, e.HadPrev = m.Index.Remove(r.Client)
+		m.Live.Append(e)
+		return
+	}
+	e := &live.Event{Record: r, From: from, Time: it.at}
 	if r.Deleted() {
 		e.Kind = live.Deleted
 		e.Prev, e.HadPrev = m.Index.Remove(r.Client)
@@ -73,13 +195,6 @@ func (m *Member) follow(r location.Record, from string) {
 		e.Kind, e.Point = live.Location, p
 		e.Prev, e.HadPrev = m.Index.Set(r.Client, p)
 	}
-	m.Live.Append(e)
-}
-
-// forget follows the expiry of a record (Table.ExpireFunc), like follow.
-func (m *Member) forget(r location.Record) {
-	e := &live.Event{Kind: live.Expired, Record: r, Time: time.Now()}
-	e.Prev, e.HadPrev = m.Index.Remove(r.Client)
 	m.Live.Append(e)
 }
 

@@ -434,6 +434,7 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 	gone := func(when string) {
 		t.Helper()
 		for _, m := range members() {
+			m.syncIndex()
 			if l := known(m, "kiwi"); l != "" || m.Table.Tombstones() != 1 || m.Index.Len() != 1 {
 				t.Fatalf("%s: %s holds %q with %d tombstones", when, m.Name, l, m.Table.Tombstones())
 			}
@@ -464,6 +465,7 @@ func TestDeletionSurvivesPartitionAndRestart(t *testing.T) {
 	waitFor(t, 10*time.Second, "the links after the restarts", func() bool { return linkUp() && linkOf(h1.Member("A"), "B").Up })
 	gone("after every server restarted")
 	for _, m := range members() {
+		m.syncIndex()
 		if p, ok := m.Index.Get("kea"); !ok || p.Lat != 34.07 {
 			t.Fatalf("%s did not restore kea into its index: %+v %v", m.Name, p, ok)
 		}

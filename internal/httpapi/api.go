@@ -74,6 +74,9 @@ type Options struct {
 	ServerName string
 	// Index answers nearby queries; nil: they are answered 503.
 	Index *geo.Index
+	// Sync, if set, waits until Index holds every change made so far; a
+	// nearby query calls it first.
+	Sync func()
 	// Live is the member's log of changes, which streams follow; nil:
 	// streams are answered 503.
 	Live *live.Log

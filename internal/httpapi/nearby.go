@@ -106,6 +106,9 @@ func (a *API) answerNearby(w http.ResponseWriter, r *http.Request, g Grant, cent
 		limit = n
 	}
 	start := time.Now()
+	if a.o.Sync != nil {
+		a.o.Sync()
+	}
 	hits := a.o.Index.Nearby(center, radiusM, limit, func(client string) bool {
 		return client != except && g.CanRead(client)
 	})

@@ -368,6 +368,9 @@ func (a *API) sendState(s *sseWriter, f *streamFilter) error {
 		if a.o.Index == nil {
 			return nil
 		}
+		if a.o.Sync != nil {
+			a.o.Sync()
+		}
 		for _, h := range a.o.Index.Nearby(f.fence.Center, f.fence.RadiusM, 0, f.shows) {
 			if rec, ok := a.o.Backend.Lookup(h.Client); ok {
 				if err := add(rec, "enter", h.DistanceM); err != nil {
