@@ -10,7 +10,9 @@
 // on the sphere, which takes the shorter way round in longitude — so it is
 // correct across the antimeridian and near the poles without splitting
 // queries, and stops as soon as the next box is beyond the radius or
-// enough clients are found.
+// enough clients are found. (Tile38 searches its R-tree the same way, with
+// the point-to-rectangle distance of Schubert, Zimek and Kriegel, "Geodetic
+// Distance Queries on R-Trees for Indexing Geographic Data", 2013.)
 package geo
 
 import "math"

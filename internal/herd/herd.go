@@ -366,8 +366,8 @@ func (h *Herd) startMember(b bound) (*Member, error) {
 // (from a client, HTTP or a neighbour; a location or a deletion) goes, in
 // this order, to the store (so a reply that waits for the disk covers it),
 // to the neighbours' queues (the flood starts before the client's reply),
-// and to the spatial index and the live log (nearby queries, streams and
-// the status page).
+// and to the follower that keeps the spatial index and the live log
+// (nearby queries, streams and the status page) in step, in this order.
 func (m *Member) onChange(r location.Record, from string) {
 	if m.Store != nil {
 		m.Store.Append(r.Seq, r.Line, nil)
