@@ -23,9 +23,9 @@
 //
 // With SyncAlways (the default), when an append is answered nil, the entry,
 // and every entry and peer mark appended before it, are on stable storage:
-// the log file was fsynced after they were written, and the directory entry
-// of that log file (and of the store directory, if Open created it) was
-// fsynced when the file was created. They survive a process crash (kill -9),
+// the log file was synced (fdatasync on Linux, fsync elsewhere) after they
+// were written, and the directory entry of that log file (and of the store
+// directory, if Open created it) was fsynced when the file was created. They survive a process crash (kill -9),
 // a kernel crash and a power cut, provided the disk honours fsync. Appends
 // made while an fsync is running are written and fsynced together by the
 // next one (group commit), so durability costs one fsync per batch, not one
@@ -83,7 +83,18 @@
 //	*.cut-<time>              what Repair cut, kept for inspection; ignored
 //
 // Every Open and every Snapshot starts a new segment; only the newest
-// segment is ever written to. A snapshot covers every segment numbered
+// segment is ever written to. On Linux a new segment is preallocated
+// (fallocate(2)) to 16 MiB once its header is durable, and extended by
+// another 16 MiB before a write would pass its end, so that appending
+// changes no block allocation and fdatasync, which flushes the data and
+// only the metadata needed to read it back, suffices after each batch, as
+// in etcd's WAL. The newest segment therefore ends in zeros while it is
+// open; before a segment stops being the newest (a rotation) and when
+// the store closes, the zeros are cut and the file fsynced. Reading the
+// newest segment, zeros from a record boundary to the end of the file
+// are its end, not damage; Open cuts them (durably) before starting the
+// next segment. Zeros followed by anything else, or at the end of an
+// older segment, are damage. A snapshot covers every segment numbered
 // below the number recorded in its header; those are deleted once the
 // snapshot is durable and the manifest says so. The manifest is written
 // (temporary file, fsync, rename, directory fsync) after each new segment

@@ -211,7 +211,15 @@ type reader struct {
 	br  *bufio.Reader
 	off int64 // offset of the next record
 	big []byte
+	// zeroEnd makes zeros from a record boundary to the end of the file
+	// the end of the records (errZeros): the preallocated space of the
+	// newest log segment.
+	zeroEnd bool
 }
+
+// errZeros is the end of the records of a log segment followed by the
+// zeros preallocated for it.
+var errZeros = errors.New("store: preallocated space")
 
 func newReader(r io.Reader, off int64) *reader {
 	return &reader{br: bufio.NewReaderSize(r, 256<<10), off: off}
@@ -228,6 +236,9 @@ func (r *reader) next() (record, error) {
 		return record{}, r.damaged(err, "record header cut short")
 	}
 	n := int(binary.LittleEndian.Uint32(h))
+	if n == 0 && r.zeroEnd && r.restIsZero() {
+		return record{}, errZeros
+	}
 	if n == 0 || n > maxBody {
 		return record{}, &damage{r.off, fmt.Sprintf("bad record length %d", n)}
 	}
@@ -261,6 +272,26 @@ func (r *reader) next() (record, error) {
 	}
 	r.off += int64(len(rec))
 	return d, nil
+}
+
+// restIsZero reports whether every byte left to read is zero. It consumes
+// what it reads.
+func (r *reader) restIsZero() bool {
+	for {
+		b, err := r.br.Peek(r.br.Size())
+		for _, c := range b {
+			if c != 0 {
+				return false
+			}
+		}
+		r.br.Discard(len(b))
+		if err == io.EOF {
+			return true
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return false
+		}
+	}
 }
 
 // damaged turns a short read into a *damage, or passes an I/O error on.

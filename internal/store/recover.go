@@ -56,8 +56,16 @@ func (s *Store) recover() (*State, error) {
 	if st.Runs, err = startRun(s.dir, sc.runs, st.Seq); err != nil {
 		return nil, err
 	}
+	if z := sc.zeros; z != nil {
+		// A segment left open by a crash ends in the zeros preallocated
+		// for it; it becomes an older segment, which must not.
+		s.log.Info("store: cutting the preallocated space after the log", "file", z.File, "offset", z.Offset)
+		if err := truncateDurable(z.File, z.Offset); err != nil {
+			return nil, err
+		}
+	}
 	next := sc.next()
-	f, err := createSegment(s.dir, next, s.id)
+	f, alloc, err := createSegment(s.dir, next, s.id)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +75,7 @@ func (s *Store) recover() (*State, error) {
 		return nil, err
 	}
 	s.f = s.wrap(f)
+	s.alloc, s.grow = alloc, alloc > 0 && s.opts.WrapFile == nil
 	s.cur = segment{num: next, size: headerSize}
 	s.synced, s.written = headerSize, headerSize
 	for _, sg := range sc.segs {

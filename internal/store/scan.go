@@ -61,6 +61,7 @@ type scan struct {
 	tmps        []string  // temporary files left by a crash, which Open deletes
 	tornHdr     uint64    // newest segment whose creation was cut short, which Open removes; 0: none
 	torn        *Damage   // a torn write at the end of the newest segment, which Open cuts
+	zeros       *Damage   // where the preallocated zeros after the newest segment's records begin, which Open cuts
 	maxNum      uint64    // highest segment number found
 
 	damage  *Damage // the first damage; nil when the directory is sound
@@ -273,10 +274,17 @@ func (sc *scan) readSegment(num uint64, mayTear bool) error {
 	st := sc.st
 	st.Entries = slices.Grow(st.Entries, int(size/100))
 	r := newReader(f, headerSize)
+	r.zeroEnd = mayTear
 	seg := segRead{num: num, size: size, fsize: size}
 	for {
 		rec, err := r.next()
 		if err == io.EOF {
+			sc.segs = append(sc.segs, seg)
+			return nil
+		}
+		if err == errZeros {
+			sc.zeros = &Damage{File: path, Offset: r.off, Reason: "preallocated space"}
+			seg.size = r.off
 			sc.segs = append(sc.segs, seg)
 			return nil
 		}

@@ -232,6 +232,11 @@ type Store struct {
 
 	fileMu sync.Mutex // guards f; held by rotation, truncation and the syncer's fsync
 	f      File       // the newest segment; written only by the writer
+
+	// alloc and grow are owned by the writer goroutine (set by recover
+	// before it starts).
+	alloc int64 // the newest segment's size on disk, preallocated zeros included; >= cur.size while grow
+	grow  bool  // the newest segment is preallocated ahead of its writes (not when wrapped or unsupported)
 }
 
 // Open opens the store in o.Dir, creating it if needed, recovers its state

@@ -130,8 +130,15 @@ func (s *Store) waitTurn(backoff time.Duration) {
 	}
 }
 
-// closeFile closes the newest segment when the store closes.
+// closeFile closes the newest segment when the store closes, without its
+// preallocated zeros if everything written is durable.
 func (s *Store) closeFile() {
+	if failing, _ := s.failing(); !failing {
+		if err := s.trim(); err != nil {
+			// Everything appended is durable; a start accepts the zeros.
+			s.log.Warn("store: log segment keeps its preallocated space", "err", err)
+		}
+	}
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
 	if err := s.f.Close(); err != nil {
@@ -150,9 +157,15 @@ func (s *Store) closeFile() {
 	}
 }
 
+// segmentPrealloc is the step in which log segments are preallocated
+// ahead of their writes: a new segment gets this much, and a segment is
+// extended by as much again before a write would pass its end.
+const segmentPrealloc = 16 << 20
+
 // writeBatch writes buf to the newest segment and, in SyncAlways mode,
 // fsyncs it. seq is the highest seq in buf.
 func (s *Store) writeBatch(buf []byte, seq uint64) error {
+	s.ensureRoom(int64(len(buf)))
 	n, err := s.f.Write(buf)
 	s.mu.Lock()
 	// All of buf joins the tail, written or not: after a failure it is
@@ -201,7 +214,7 @@ func (s *Store) syncFile(seq uint64) error {
 	gen, size := s.gen, s.cur.size
 	s.mu.Unlock()
 	start := time.Now()
-	err := s.f.Sync()
+	err := datasync(s.f)
 	d := time.Since(start)
 	s.mu.Lock()
 	s.stats.Fsyncs++
@@ -266,6 +279,7 @@ func (s *Store) rewrite(size int64, tail []byte) error {
 	if err := s.f.Truncate(size); err != nil {
 		return fmt.Errorf("store: truncate %s: %w", name, err)
 	}
+	s.alloc = size // the cut dropped the preallocated room; the next batch extends it again
 	if _, err := s.f.Seek(size, io.SeekStart); err != nil {
 		return fmt.Errorf("store: seek %s: %w", name, err)
 	}
@@ -324,10 +338,14 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 			return 0, err
 		}
 	}
+	if err := s.trim(); err != nil {
+		s.fail(err)
+		return 0, err
+	}
 	s.mu.Lock()
 	num := s.cur.num + 1
 	s.mu.Unlock()
-	nf, err := createSegment(s.dir, num, s.id)
+	nf, alloc, err := createSegment(s.dir, num, s.id)
 	if err != nil {
 		return 0, err
 	}
@@ -342,6 +360,7 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 	s.fileMu.Lock()
 	old := s.f
 	s.f = s.wrap(nf)
+	s.alloc, s.grow = alloc, alloc > 0 && s.opts.WrapFile == nil
 	s.fileMu.Unlock()
 	if err := old.Close(); err != nil {
 		s.log.Warn("store: close log segment", "file", old.Name(), "err", err)
@@ -363,13 +382,73 @@ func (s *Store) wrap(f *os.File) File {
 	return f
 }
 
+// ensureRoom extends the preallocation of the newest segment, in steps of
+// segmentPrealloc, before a write of n bytes would pass its end. A segment
+// that cannot be preallocated (a wrapped file, a file system without
+// fallocate) grows with its writes instead.
+func (s *Store) ensureRoom(n int64) {
+	end := s.cur.size + n
+	if !s.grow || end <= s.alloc {
+		return
+	}
+	f, ok := s.f.(*os.File)
+	if !ok {
+		s.grow = false
+		return
+	}
+	size := (end/segmentPrealloc + 1) * segmentPrealloc
+	if err := preallocate(f, size); err != nil {
+		s.grow = false
+		s.log.Debug("store: log segments grow with each write", "file", f.Name(), "err", err)
+		return
+	}
+	s.alloc = size
+}
+
+// trim cuts the preallocated zeros off the newest segment and fsyncs it,
+// before rotation makes it an older segment (only the newest may end in
+// zeros) and when the store closes. The caller is the writer.
+func (s *Store) trim() error {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	s.mu.Lock()
+	size := s.cur.size
+	s.mu.Unlock()
+	if s.f == nil || s.alloc <= size {
+		return nil
+	}
+	if err := s.f.Truncate(size); err != nil {
+		return fmt.Errorf("store: truncate %s: %w", s.f.Name(), err)
+	}
+	s.alloc = size
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("store: fsync %s: %w", s.f.Name(), err)
+	}
+	return nil
+}
+
+// datasync makes what was written to f durable: fdatasync(2) for a segment
+// the store opened itself (its size and blocks are flushed with the data,
+// as reading it back needs them; its times are not), f.Sync for a wrapped
+// one.
+func datasync(f File) error {
+	if osf, ok := f.(*os.File); ok {
+		return fdatasync(osf)
+	}
+	return f.Sync()
+}
+
 // createSegment creates log segment num with its header and makes it
 // durable, directory entry included, before anything is appended to it.
-func createSegment(dir string, num, id uint64) (*os.File, error) {
+// It then preallocates segmentPrealloc bytes, durably, and returns the
+// segment's size on disk (0 when it could not be preallocated). The
+// header is durable before the file grows, so a crash leaves either a
+// segment of a header alone, or a header and zeros.
+func createSegment(dir string, num, id uint64) (*os.File, int64, error) {
 	path := dir + string(os.PathSeparator) + segName(num)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+		return nil, 0, fmt.Errorf("store: %w", err)
 	}
 	_, err = f.Write(header{magic: walMagic, id: id, a: num}.encode())
 	if err == nil {
@@ -378,12 +457,17 @@ func createSegment(dir string, num, id uint64) (*os.File, error) {
 	if err == nil {
 		err = syncDir(dir)
 	}
+	var alloc int64
+	if err == nil && preallocate(f, segmentPrealloc) == nil {
+		alloc = segmentPrealloc
+		err = f.Sync()
+	}
 	if err != nil {
 		f.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("store: create %s: %w", path, err)
+		return nil, 0, fmt.Errorf("store: create %s: %w", path, err)
 	}
-	return f, nil
+	return f, alloc, nil
 }
 
 // fail records a write or fsync error: the store answers appends with it
