@@ -150,3 +150,37 @@ func validCoord(b []byte, limit int) bool {
 	}
 	return v < limit || v == limit && !nonzero
 }
+
+// ATLocation returns the latitude and longitude of a stored AT line, one
+// that ParseAT or CheckAT accepted before: it finds the location field
+// without checking the others again, and without copying the line. ok is
+// false for a line that is not an AT line of six fields, or whose
+// location is invalid.
+func ATLocation(line string) (lat, lng float64, ok bool) {
+	var loc string
+	n := 0
+	for i := 0; ; n++ {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			break
+		}
+		j := i
+		for j < len(line) && !isSpace(line[j]) {
+			j++
+		}
+		switch {
+		case n == 0 && line[i:j] != "AT":
+			return 0, 0, false
+		case n == 4:
+			loc = line[i:j]
+		}
+		i = j
+	}
+	if n != 6 {
+		return 0, 0, false
+	}
+	var buf [48]byte // a location that fits needs no allocation
+	return ParseLocation(append(buf[:0], loc...))
+}

@@ -151,11 +151,11 @@ func (s *Server) whatsatQuery(cmd *protocol.Command) (location.Record, places.Qu
 	if !ok {
 		return location.Record{}, places.Query{}, false
 	}
-	at, err := protocol.ParseAT([]byte(rec.Line))
-	if err != nil {
+	lat, lng, ok := protocol.ATLocation(rec.Line) // false for a tombstone
+	if !ok {
 		return location.Record{}, places.Query{}, false
 	}
-	return rec, places.Query{Lat: at.Lat, Lng: at.Lng, RadiusM: cmd.RadiusKm * 1000, Bound: cmd.Bound}, true
+	return rec, places.Query{Lat: lat, Lng: lng, RadiusM: cmd.RadiusKm * 1000, Bound: cmd.Bound}, true
 }
 
 // nearby asks the places service (within the places timeout) and returns
