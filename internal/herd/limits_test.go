@@ -12,18 +12,12 @@ import (
 	"herd/internal/config"
 	"herd/internal/places"
 	"herd/internal/protocol"
+
+	"herd/internal/testnet"
 )
 
 // freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testnet.FreeAddr(t) }
 
 // startSplit runs the default herd as two herds in this process: Goloman
 // with the [locations] of loose, every other server with those of strict.
