@@ -18,7 +18,10 @@
 # one update in flight each, the same with $PIPE in flight, and $CONNS
 # one-shot workers; each run lasts $DUR after $WARMUP of warm-up and goes to
 # the first server (Redis: the primary; herd: Goloman). Redis gets
-# "GEOADD herd -118.445127 34.068930 <id>", herd the same update as an IAMAT.
+# "GEOADD herd <lng> <lat> <id>", herd the same update as an IAMAT; each
+# moves its client to another of 8 locations around UCLA, so that every
+# update changes state (a GEOADD that changes nothing is neither written to
+# the append-only file nor replicated).
 #
 # redis-server is installed from the Debian packages when it is missing
 # (apt-get, as root). Everything stops by itself: each run is bounded by

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ type fakeRedis struct {
 	mu      sync.Mutex
 	members map[string]string // member → "lng lat"; guarded by mu
 	calls   int               // GEOADDs answered; guarded by mu
+	still   int               // GEOADDs that did not move their member; guarded by mu
 }
 
 func startFakeRedis(t *testing.T) (*fakeRedis, string) {
@@ -32,7 +34,10 @@ func (r *fakeRedis) answer(line string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
-	_, known := r.members[f[4]]
+	old, known := r.members[f[4]]
+	if old == f[2]+" "+f[3] {
+		r.still++
+	}
 	r.members[f[4]] = f[2] + " " + f[3]
 	if known {
 		return ":0\r\n"
@@ -65,8 +70,11 @@ func TestRedisWorkload(t *testing.T) {
 			}
 			fr.mu.Lock()
 			defer fr.mu.Unlock()
+			if fr.still != 0 {
+				t.Errorf("%d GEOADDs did not move their member", fr.still)
+			}
 			for m, pos := range fr.members {
-				if pos != "-118.445127 34.068930" || !strings.HasPrefix(m, "bench-") {
+				if !slices.Contains(redisLngLat, pos) || !strings.HasPrefix(m, "bench-") {
 					t.Errorf("member %q at %q", m, pos)
 				}
 			}
@@ -133,5 +141,25 @@ func TestValidateWarmup(t *testing.T) {
 	o = Options{Targets: []string{"x:1"}, Workload: Redis, Warmup: time.Second}
 	if err := o.Validate(); err != nil {
 		t.Errorf("redis with a warm-up: %v", err)
+	}
+}
+
+func TestRedisLngLat(t *testing.T) {
+	if redisLngLat[0] != "-118.445127 34.068930" || len(redisLngLat) != len(locations) {
+		t.Errorf("redisLngLat = %q", redisLngLat)
+	}
+}
+
+// Every worker owns a multiple of the locations' count of clients here:
+// the location still changes between two GEOADDs of one member.
+func TestRedisEveryGEOADDMoves(t *testing.T) {
+	fr, addr := startFakeRedis(t)
+	mustRun(t, Options{Workload: Redis, Targets: []string{addr}, Conns: 2, Clients: 2 * len(locations), Requests: 200,
+		Duration: 20 * time.Second, Timeout: 10 * time.Second})
+	_, calls := fr.counts()
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if calls != 200 || fr.still != 0 {
+		t.Errorf("%d GEOADDs, %d of them not moving their member", calls, fr.still)
 	}
 }

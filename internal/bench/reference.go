@@ -252,7 +252,7 @@ func probeRedis(ctx context.Context, o *Options, addr string) error {
 	ex := newExchanger(Keepalive, []string{addr}, o.Timeout)
 	defer ex.close()
 	var req request
-	reply, err := ex.exchange(ctx, 0, appendGeoadd(nil, &req, o.RunID+".probe"), false)
+	reply, err := ex.exchange(ctx, 0, appendGeoadd(nil, &req, o.RunID+".probe", redisLngLat[0]), false)
 	if err != nil {
 		return fmt.Errorf("%s: %w (is Redis running there?)", addr, err)
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"strconv"
+	"strings"
 )
 
 // Workload names what a run sends.
@@ -21,19 +22,28 @@ const (
 	// Redis sends the same update as IAMAT to a Redis server instead of a
 	// herd: the inline command "GEOADD herd <lng> <lat> <client>", answered
 	// ":1" (a new member) or ":0" (a member moved). It measures what a
-	// Redis GEO set costs with the same client and load.
+	// Redis GEO set costs with the same client and load. Each GEOADD moves
+	// its member to another of the generator's locations: one that changes
+	// nothing is neither written to the append-only file nor sent to
+	// replicas, and would measure neither.
 	Redis Workload = "redis"
 )
 
 // Workloads lists the valid workloads, in the order the help shows them.
 var Workloads = []Workload{IAMAT, WHATSAT, Mix, Propagation, Redis}
 
-// redisKey and redisLngLat are the set and the position of every GEOADD:
-// the first of locations, UCLA, as Redis writes it (longitude first).
-const (
-	redisKey    = "herd"
-	redisLngLat = "-118.445127 34.068930"
-)
+// redisKey is the set every GEOADD adds to.
+const redisKey = "herd"
+
+// redisLngLat are locations as GEOADD takes them: longitude, then latitude.
+var redisLngLat = func() []string {
+	out := make([]string, len(locations))
+	for i, l := range locations {
+		split := 1 + strings.IndexAny(l[1:], "+-")
+		out[i] = strings.TrimPrefix(l[split:], "+") + " " + strings.TrimPrefix(l[:split], "+")
+	}
+	return out
+}()
 
 // needsWhatsat reports whether w sends WHATSAT lines.
 func (w Workload) needsWhatsat() bool { return w == WHATSAT || w == Mix || w == Propagation }
@@ -77,6 +87,7 @@ type generator struct {
 	clients  []string // the client ids this worker reports and asks about
 	queries  []string // queries[i]: the WHATSAT line about clients[i], without LF
 	next     int      // index into clients of the next IAMAT
+	round    int      // Redis: times next went round, so a client's location changes each time
 	nextQ    int      // index into clients of the next WHATSAT
 	last     int64    // UnixNano of the last time field sent: times strictly increase
 	rng      uint64   // xorshift state for Mix
@@ -156,17 +167,23 @@ func (g *generator) iamat(buf []byte, req *request, client, loc string) []byte {
 }
 
 // geoadd appends "GEOADD herd <lng> <lat> <client>\r\n", an inline Redis
-// command, for the next of the generator's clients.
+// command, for the next of the generator's clients, at a location other
+// than the one it was given last time.
 func (g *generator) geoadd(buf []byte, req *request) []byte {
 	client := g.clients[g.next]
-	g.next = (g.next + 1) % len(g.clients)
-	return appendGeoadd(buf, req, client)
+	loc := (g.next + g.round) % len(redisLngLat)
+	if g.next++; g.next == len(g.clients) {
+		g.next, g.round = 0, g.round+1
+	}
+	return appendGeoadd(buf, req, client, redisLngLat[loc])
 }
 
-// appendGeoadd appends the GEOADD of client to buf and fills req.
-func appendGeoadd(buf []byte, req *request, client string) []byte {
+// appendGeoadd appends the GEOADD of client at lngLat to buf and fills req.
+func appendGeoadd(buf []byte, req *request, client, lngLat string) []byte {
 	*req = request{redis: true, client: client}
-	buf = append(buf, "GEOADD "+redisKey+" "+redisLngLat+" "...)
+	buf = append(buf, "GEOADD "+redisKey+" "...)
+	buf = append(buf, lngLat...)
+	buf = append(buf, ' ')
 	buf = append(buf, client...)
 	return append(buf, '\r', '\n')
 }
