@@ -25,11 +25,16 @@
 // and every entry and peer mark appended before it, are on stable storage:
 // the log file was synced (fdatasync on Linux, fsync elsewhere) after they
 // were written, and the directory entry of that log file (and of the store
-// directory, if Open created it) was fsynced when the file was created. They survive a process crash (kill -9),
-// a kernel crash and a power cut, provided the disk honours fsync. Appends
-// made while an fsync is running are written and fsynced together by the
-// next one (group commit), so durability costs one fsync per batch, not one
-// per append.
+// directory, if Open created it) was fsynced when the file was created.
+// They survive a process crash (kill -9), a kernel crash and a power cut,
+// provided the disk honours fsync. Appends made while an fsync is running
+// are written and fsynced together by the next one (group commit), so
+// durability costs one fsync per batch, not one per append. A batch that
+// nobody waits for (appends with a nil done channel and peer marks, while
+// no Notify waits) is written at once and fsynced with the next batch that
+// someone waits for, or within Options.FastInterval: a server's log holds
+// its neighbours' changes, which it acknowledges to nobody, and they need
+// not cost a sync each on a disk the neighbours may share.
 //
 // With SyncFast, an append is answered once the entry has been written to
 // the operating system (write(2) returned). Such an entry survives a crash

@@ -290,12 +290,10 @@ func Open(o Options) (*Store, *State, error) {
 		unlockDir(lock)
 		return nil, nil, err
 	}
-	if o.Sync == SyncFast {
-		s.syncKick = make(chan struct{}, 1)
-		s.stopSync = make(chan struct{})
-		s.syncerDone = make(chan struct{})
-		go s.syncer()
-	}
+	s.syncKick = make(chan struct{}, 1)
+	s.stopSync = make(chan struct{})
+	s.syncerDone = make(chan struct{})
+	go s.syncer()
 	go s.writer()
 	return s, st, nil
 }

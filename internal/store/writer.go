@@ -47,13 +47,20 @@ func (s *Store) writer() {
 			peers, clears = maps.Clone(s.peers), s.lacking
 		}
 		closing := s.closed
+		// In SyncAlways mode a batch nobody waits for (entries from
+		// neighbours, peer marks) is written now and synced later, with
+		// the next batch someone waits for or by the syncer.
+		waited := len(dones) > 0 || len(s.waiters) > 0 || rot != nil || closing
+		lazy := s.opts.Sync == SyncAlways && !waited
 		s.mu.Unlock()
 
 		var err error
 		if len(buf) > 0 {
-			err = s.writeBatch(buf, seq)
+			err = s.writeBatch(buf, seq, lazy)
+		} else if s.opts.Sync == SyncAlways && waited && !closing {
+			err = s.syncFile(seq) // a Notify after batches written lazily
 		}
-		if err == nil && rot == nil && closing && s.opts.Sync == SyncFast {
+		if err == nil && rot == nil && closing {
 			err = s.syncFile(seq)
 		}
 		if rot != nil {
@@ -68,7 +75,7 @@ func (s *Store) writer() {
 			for _, d := range dones {
 				d <- err
 			}
-		} else {
+		} else if !lazy {
 			s.mu.Lock()
 			s.doneSeq = max(s.doneSeq, seq)
 			ready := s.releaseWaitersLocked(false)
@@ -162,9 +169,10 @@ func (s *Store) closeFile() {
 // extended by as much again before a write would pass its end.
 const segmentPrealloc = 16 << 20
 
-// writeBatch writes buf to the newest segment and, in SyncAlways mode,
-// fsyncs it. seq is the highest seq in buf.
-func (s *Store) writeBatch(buf []byte, seq uint64) error {
+// writeBatch writes buf to the newest segment and, in SyncAlways mode
+// unless lazy, fsyncs it; otherwise the syncer fsyncs it soon. seq is the
+// highest seq in buf.
+func (s *Store) writeBatch(buf []byte, seq uint64, lazy bool) error {
 	s.ensureRoom(int64(len(buf)))
 	n, err := s.f.Write(buf)
 	s.mu.Lock()
@@ -188,7 +196,7 @@ func (s *Store) writeBatch(buf []byte, seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("store: write %s: %w", s.f.Name(), err)
 	}
-	if s.opts.Sync == SyncAlways {
+	if s.opts.Sync == SyncAlways && !lazy {
 		return s.syncFile(seq)
 	}
 	select {
@@ -294,8 +302,10 @@ func (s *Store) rewrite(size int64, tail []byte) error {
 	return nil
 }
 
-// syncer fsyncs the log in SyncFast mode: after a write, at most
-// FastInterval after the previous fsync.
+// syncer fsyncs the log after a write that no one waits for (SyncFast: any
+// write; SyncAlways: a batch written lazily), at most FastInterval after
+// its previous fsync. In SyncAlways mode it then counts what it made
+// durable as done.
 func (s *Store) syncer() {
 	defer close(s.syncerDone)
 	var last time.Time
@@ -323,6 +333,14 @@ func (s *Store) syncer() {
 		if err := s.syncFile(seq); err != nil {
 			s.fail(err)
 			s.kickWriter()
+		} else if s.opts.Sync == SyncAlways {
+			s.mu.Lock()
+			s.doneSeq = max(s.doneSeq, s.stats.DurableSeq)
+			ready := s.releaseWaitersLocked(false)
+			s.mu.Unlock()
+			for _, d := range ready {
+				d <- nil
+			}
 		}
 		last = time.Now()
 	}
@@ -332,7 +350,7 @@ func (s *Store) syncer() {
 // runs on the writer goroutine. If the next segment cannot be created, the
 // store goes on writing the current one.
 func (s *Store) rotate(seq uint64) (uint64, error) {
-	if s.opts.Sync == SyncFast {
+	if s.opts.Sync == SyncFast || s.lazyUnsynced(seq) {
 		if err := s.syncFile(seq); err != nil {
 			s.fail(err)
 			return 0, err
@@ -372,6 +390,14 @@ func (s *Store) rotate(seq uint64) (uint64, error) {
 	s.tail = s.tail[:0]
 	s.mu.Unlock()
 	return num, nil
+}
+
+// lazyUnsynced reports whether entries up to seq were written without an
+// fsync yet (SyncAlways batches written lazily).
+func (s *Store) lazyUnsynced(seq uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.DurableSeq < seq
 }
 
 // wrap applies Options.WrapFile.
