@@ -133,7 +133,7 @@ type conn struct {
 	key     []byte // authenticates every message; nil without a shared secret
 	peer    string
 	dialer  string    // the server that dialed it
-	out     chan item // changes to send, in Seq order; bounded
+	out     *outQueue // changes to send, in Seq order; bounded
 	base    uint64    // the table's change number when c became live: later changes go through out
 	syncReq chan Pos  // the neighbour's SYNC request, from the reader to the writer
 	retire  chan struct{}
@@ -294,9 +294,7 @@ func (m *Manager) Enqueue(rec location.Record, from string) {
 		if c == nil {
 			continue
 		}
-		select {
-		case c.out <- item{line: rec.Line, seq: rec.Seq, skip: name == from}:
-		default:
+		if !c.out.push(item{line: rec.Line, seq: rec.Seq, skip: name == from}) {
 			l.dropped.Add(1)
 			c.close(CloseQueueFull, "outbound queue full: neighbour too slow")
 		}
@@ -338,7 +336,7 @@ func (m *Manager) Links() []LinkState {
 			s.Down[i] = l.downs[i].Load()
 		}
 		if c != nil {
-			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), len(c.out)
+			s.Up, s.Dialer, s.Remote, s.Queued = true, c.dialer, c.nc.RemoteAddr().String(), c.out.len()
 		}
 		out = append(out, s)
 	}
@@ -369,7 +367,7 @@ func (m *Manager) run(l *link, nc net.Conn, r *bufio.Reader, dialer string, key 
 // returns nil. Once it returns, the link's current connection is settled:
 // a dialer that checks it next does not dial again.
 func (m *Manager) attach(l *link, nc net.Conn, r *bufio.Reader, dialer string, key []byte) *conn {
-	c := &conn{nc: nc, key: key, peer: l.peer, dialer: dialer, out: make(chan item, m.cfg.QueueSize),
+	c := &conn{nc: nc, key: key, peer: l.peer, dialer: dialer, out: newOutQueue(m.cfg.QueueSize),
 		syncReq: make(chan Pos, 1), retire: make(chan struct{}), closed: make(chan struct{})}
 	c.r = &lineReader{r: rebuffer(r, nc, messageBufSize)}
 	if key != nil {

@@ -118,14 +118,19 @@ func (w *writer) streamChanges() {
 	hold := time.NewTimer(time.Hour)
 	hold.Stop()
 	var seqBuf []byte
+	var batch []item
 	for {
 		select {
-		case it := <-c.out:
+		case <-c.out.ready:
+			batch = c.out.take(batch)
+			if len(batch) == 0 {
+				continue
+			}
 			w.deadline()
-			n, last := w.writeItem(it, 0)
-			// Drain what is already queued before one flush.
-			for k := len(c.out); k > 0; k-- {
-				n, last = w.writeItem(<-c.out, n)
+			var n int64
+			var last uint64
+			for _, it := range batch {
+				n, last = w.writeItem(it, n)
 			}
 			// A busy link (its last write carried several updates, less
 			// than coalesce ago) collects what arrives until then, so one
@@ -135,8 +140,11 @@ func (w *writer) streamChanges() {
 			collect:
 				for n < 256 {
 					select {
-					case it := <-c.out:
-						n, last = w.writeItem(it, n)
+					case <-c.out.ready:
+						batch = c.out.take(batch)
+						for _, it := range batch {
+							n, last = w.writeItem(it, n)
+						}
 					case <-hold.C:
 						break collect
 					}
