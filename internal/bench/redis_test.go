@@ -65,8 +65,9 @@ func TestRedisWorkload(t *testing.T) {
 				t.Errorf("ok %d, want %d", res.OK, o.Requests)
 			}
 			members, calls := fr.counts()
-			if int64(calls) != o.Requests || members != o.Clients {
-				t.Errorf("the server saw %d GEOADDs of %d members, want %d of %d", calls, members, o.Requests, o.Clients)
+			// Workers share the request budget, so one may take most of it.
+			if int64(calls) != o.Requests || members == 0 || members > o.Clients {
+				t.Errorf("the server saw %d GEOADDs of %d members, want %d of at most %d", calls, members, o.Requests, o.Clients)
 			}
 			fr.mu.Lock()
 			defer fr.mu.Unlock()
