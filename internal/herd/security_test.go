@@ -396,7 +396,7 @@ func TestTLSLinksFlood(t *testing.T) {
 
 // mitm puts a proxy with hook between Holiday (dialing) and Welsh, each in
 // a herd of its own with the same secret, and waits for the link.
-func mitm(t *testing.T, hook func(up bool, b []byte) []byte) (holiday, welsh *Member, proxyAddr string) {
+func mitm(t *testing.T, hook faultproxy.Hook) (holiday, welsh *Member, proxyAddr string) {
 	t.Helper()
 	secret := [][]byte{[]byte("shared-secret-for-both-servers!!")}
 	a := startWith(t, Options{Config: defaultConfig(t), Names: []string{"Welsh"}, Secrets: secret})
@@ -411,25 +411,34 @@ func mitm(t *testing.T, hook func(up bool, b []byte) []byte) (holiday, welsh *Me
 	return holiday, welsh, p.Addr()
 }
 
+// carrierHook returns a proxy hook that, once armed, appends extra to the
+// first chunk from Holiday carrying the record of client "carrier": the
+// live connection's, after its handshake.
+func carrierHook(extra string) (hook faultproxy.Hook, arm func()) {
+	var mu sync.Mutex
+	armed := false
+	hook = func(up bool, b []byte) []byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if up && armed && bytes.Contains(b, []byte(" carrier ")) {
+			armed = false
+			return append(slices.Clone(b), extra...)
+		}
+		return b
+	}
+	return hook, func() {
+		mu.Lock()
+		armed = true
+		mu.Unlock()
+	}
+}
+
 // TestSecretLinkRefusesInjection: a line injected after the handshake
 // closes the link and is not applied; the link comes back by itself.
 func TestSecretLinkRefusesInjection(t *testing.T) {
-	var mu sync.Mutex
-	inject := false
-	holiday, welsh, _ := mitm(t, func(up bool, b []byte) []byte {
-		mu.Lock()
-		defer mu.Unlock()
-		// Into the chunk that carries the carrier's record: the live
-		// connection's, after its handshake.
-		if up && inject && bytes.Contains(b, []byte(" carrier ")) {
-			inject = false
-			return append(slices.Clone(b), "AT Holiday +0.000000001 victim +1+1 5 0123456789abcdef0123456789abcdef\n"...)
-		}
-		return b
-	})
-	mu.Lock()
-	inject = true
-	mu.Unlock()
+	hook, arm := carrierHook("AT Holiday +0.000000001 victim +1+1 5 0123456789abcdef0123456789abcdef\n")
+	holiday, welsh, _ := mitm(t, hook)
+	arm()
 	// Traffic to carry the injection: an update from Holiday to Welsh.
 	at := strings.TrimSuffix(ask(t, holiday.ClientAddr, "IAMAT carrier +1+1 1"), "\n")
 	waitFor(t, 5*time.Second, "Welsh to drop the link for a bad MAC", func() bool {
@@ -546,20 +555,9 @@ func newProxy(t *testing.T, target string) *faultproxy.Proxy {
 // limit arriving on a link closes that link alone, logged once, and the
 // link comes back.
 func TestPeerLineOverLimitClosesOnlyThatLink(t *testing.T) {
-	var mu sync.Mutex
-	inject := false
-	holiday, welsh, _ := mitm(t, func(up bool, b []byte) []byte {
-		mu.Lock()
-		defer mu.Unlock()
-		if up && inject && bytes.Contains(b, []byte(" carrier ")) {
-			inject = false
-			return append(slices.Clone(b), strings.Repeat("x", protocol.MaxRecordBytes+1024)+"\n"...)
-		}
-		return b
-	})
-	mu.Lock()
-	inject = true
-	mu.Unlock()
+	hook, arm := carrierHook(strings.Repeat("x", protocol.MaxRecordBytes+1024) + "\n")
+	holiday, welsh, _ := mitm(t, hook)
+	arm()
 	at := strings.TrimSuffix(ask(t, holiday.ClientAddr, "IAMAT carrier +1+1 1"), "\n")
 	waitFor(t, 5*time.Second, "Welsh to drop the link for the long line", func() bool {
 		return linkOf(welsh, "Holiday").Down[peer.CloseLineTooLong] == 1
