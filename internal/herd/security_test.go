@@ -159,6 +159,8 @@ type strangerConn struct {
 
 func (c strangerConn) RemoteAddr() net.Addr { return c.remote }
 
+func (c strangerConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
 // attack speaks the peer protocol to addr as each of claims would, plus a
 // stranger: a v2 hello, no proof, a made-up proof, a SYNC asking for
 // everything, an injected record timed as late as possible, and a v1

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -52,7 +53,8 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader, linked func()) {
 	switch {
 	case m.auth.TLS != nil && !IsTLS(first[0]):
 		m.noteRefusal(nc, &errRejected{code: RefuseMode, reason: "plaintext hello to a TLS peer port"})
-		fmt.Fprintf(nc, "%s %s this port speaks TLS: the dialing server needs [peer.tls]\n", errWord, Version)
+		release()
+		refuse(nc, fmt.Sprintf("%s %s this port speaks TLS: the dialing server needs [peer.tls]\n", errWord, Version))
 		return
 	case m.auth.TLS == nil && IsTLS(first[0]):
 		m.noteRefusal(nc, &errRejected{code: RefuseMode, reason: "TLS hello to a plaintext peer port: this server has no [peer.tls]"})
@@ -84,8 +86,7 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader, linked func()) {
 		var rej *errRejected
 		if errors.As(err, &rej) {
 			m.noteRefusal(nc, rej)
-			link.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(link, "%s %s %s\n", errWord, Version, rej.code)
+			refuse(link, fmt.Sprintf("%s %s %s\n", errWord, Version, rej.code))
 		} else {
 			m.log.Info("peer connection failed", "remote", nc.RemoteAddr().String(), "err", err.Error())
 		}
@@ -100,6 +101,23 @@ func (m *Manager) ServeConn(nc net.Conn, r *bufio.Reader, linked func()) {
 		linked()
 	}
 	m.run(l, link, r, from, key)
+}
+
+// refusalLinger bounds how long a refused connection is read, after the
+// refusal is sent, before it is closed.
+const refusalLinger = time.Second
+
+// refuse sends msg and ends the connection so that msg arrives: it shuts
+// its sending side and reads what the peer still sends for a moment,
+// since closing with unread input would reset the connection and could
+// discard msg on the way.
+func refuse(nc net.Conn, msg string) {
+	nc.SetDeadline(time.Now().Add(refusalLinger))
+	io.WriteString(nc, msg)
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.Copy(io.Discard, io.LimitReader(nc, handshakeBufSize*16))
 }
 
 // Accept runs the acceptor's side of the handshake on a client-port
