@@ -74,6 +74,21 @@ type TLSFiles struct {
 // On reports whether any file is set.
 func (t TLSFiles) On() bool { return t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" }
 
+// checkServerSide checks the files of a listener that presents a
+// certificate and asks none of its callers (who) for one: cert_file and
+// key_file both, no ca_file. section names the table, e.g. "client.tls".
+func (t TLSFiles) checkServerSide(section, who string, fail func(key, format string, args ...any) error) error {
+	switch {
+	case t.CertFile == "":
+		return fail(section+".cert_file", "missing: [%s] needs cert_file and key_file", section)
+	case t.KeyFile == "":
+		return fail(section+".key_file", "missing: [%s] needs cert_file and key_file", section)
+	case t.CAFile != "":
+		return fail(section+".ca_file", "not used: %s are not asked for certificates", who)
+	}
+	return nil
+}
+
 // Expand returns t with {name} replaced by name in every path.
 func (t TLSFiles) Expand(name string) TLSFiles {
 	r := func(p string) string { return strings.ReplaceAll(p, "{name}", name) }
@@ -405,17 +420,11 @@ func (c *Config) validateTLS(fail func(key, format string, args ...any) error) e
 			}
 		}
 	}
-	t := c.Client.TLS
-	if !t.On() {
+	if !c.Client.TLS.On() {
 		return nil
 	}
-	switch {
-	case t.CertFile == "":
-		return fail("client.tls.cert_file", "missing: [client.tls] needs cert_file and key_file")
-	case t.KeyFile == "":
-		return fail("client.tls.key_file", "missing: [client.tls] needs cert_file and key_file")
-	case t.CAFile != "":
-		return fail("client.tls.ca_file", "not used: clients are not asked for certificates")
+	if err := c.Client.TLS.checkServerSide("client.tls", "clients", fail); err != nil {
+		return err
 	}
 	for i, s := range c.Servers {
 		if len(c.Links(s.Name)) > 0 && !s.SeparatePeerListener() {

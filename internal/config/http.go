@@ -35,14 +35,9 @@ func (c *Config) validateHTTP(fail func(key, format string, args ...any) error) 
 	if h.MaxBodyBytes < 0 {
 		return fail("http.max_body_bytes", "%d out of range: want a positive number of bytes (default %d)", h.MaxBodyBytes, DefaultMaxBodyBytes)
 	}
-	if t := h.TLS; t.On() {
-		switch {
-		case t.CertFile == "":
-			return fail("http.tls.cert_file", "missing: [http.tls] needs cert_file and key_file")
-		case t.KeyFile == "":
-			return fail("http.tls.key_file", "missing: [http.tls] needs cert_file and key_file")
-		case t.CAFile != "":
-			return fail("http.tls.ca_file", "not used: HTTP clients are not asked for certificates")
+	if h.TLS.On() {
+		if err := h.TLS.checkServerSide("http.tls", "HTTP clients", fail); err != nil {
+			return err
 		}
 	}
 	return c.HTTPUnprotected()
