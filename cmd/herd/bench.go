@@ -135,11 +135,8 @@ func parseBenchFlags(e *env, args []string) (*benchFlags, error) {
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&f.quiet, "q", false, "no progress line on standard error")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the run (client and -spawn herd) to `FILE`; best without -reference")
-	if err := parseFlags(e, fs, args); err != nil {
+	if err := parseFlagsOnly(e, fs, args); err != nil {
 		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

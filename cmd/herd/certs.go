@@ -33,11 +33,8 @@ func runCerts(_ context.Context, e *env, args []string) error {
 	cfgPath := fs.String("config", "", "config file (TOML); default ./herd.toml if present, else the built-in herd")
 	dir := fs.String("dir", "certs", "directory for the CA, keys and certificates")
 	only := fs.String("server", "", "issue for this server only (it may be a new server, not yet in the config)")
-	if err := parseFlags(e, fs, args); err != nil {
+	if err := parseFlagsOnly(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
@@ -111,11 +108,8 @@ func certHosts(cfg *config.Config, name string) []string {
 
 func runSecret(_ context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "secret", "", "Print a new random peer secret: 32 bytes from crypto/rand as 64 hex characters.\nSave it to a file of mode 0600 named by peer_secret_file, or pass it in\nHERD_PEER_SECRET, on every server.")
-	if err := parseFlags(e, fs, args); err != nil {
+	if err := parseFlagsOnly(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	b := make([]byte, 32)
 	rand.Read(b) // never fails; crashes the program if the system has no randomness

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"herd/internal/config"
 )
@@ -40,6 +41,18 @@ func parseFlags(e *env, fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	return nil
+}
+
+// parseFlagsOnly is parseFlags for a command that takes flags and no
+// arguments.
+func parseFlagsOnly(e *env, fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(e, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	return nil
 }

@@ -22,11 +22,8 @@ func peerVersion() string { return peer.Version }
 func runUp(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet(e, "up", "", "Run every server of the herd in this process, each on its own address,\ntalking to the others over TCP. Without -config: ./herd.toml if present,\nelse the built-in five-server herd (Goloman, Hands, Holiday, Welsh, Wilkes).")
 	cfgPath := fs.String("config", "", "config file (TOML)")
-	if err := parseFlags(e, fs, args); err != nil {
+	if err := parseFlagsOnly(e, fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
