@@ -206,7 +206,7 @@ func (t *benchTargets) configAddr(name string) (string, error) {
 	}
 	s, ok := t.cfg.Server(name)
 	if !ok {
-		return "", usagef("no server named %q in %s (servers are %s)", name, describe(t.cfg), strings.Join(t.cfg.Names(), ", "))
+		return "", usagef("no server named %q in %s (servers are %s)", name, t.cfg.Source(), strings.Join(t.cfg.Names(), ", "))
 	}
 	return s.Addr, nil
 }
@@ -430,7 +430,7 @@ func spawnHerd(ctx context.Context, e *env, cfg *config.Config, placesKind, logs
 	if err := sp.WaitLinks(wctx); err != nil {
 		return nil, nil, "", err
 	}
-	note = fmt.Sprintf("spawned in this process: %d servers from %s, %s, %s", len(cfg.Servers), describe(cfg), logNote, dataNote)
+	note = fmt.Sprintf("spawned in this process: %d servers from %s, %s, %s", len(cfg.Servers), cfg.Source(), logNote, dataNote)
 	if workload != string(bench.IAMAT) {
 		note += "; places: " + placesNote
 	}

@@ -46,7 +46,7 @@ func runCerts(_ context.Context, e *env, args []string) error {
 			return usagef("-server %q: a server name cannot be a path", *only)
 		}
 		if _, ok := cfg.Server(*only); !ok {
-			fmt.Fprintf(e.stdout, "%s is not in %s: issuing for a new server, its certificate carries only its name\n", *only, describe(cfg))
+			fmt.Fprintf(e.stdout, "%s is not in %s: issuing for a new server, its certificate carries only its name\n", *only, cfg.Source())
 		}
 		names = []string{*only}
 	}

@@ -72,7 +72,7 @@ func runClient(ctx context.Context, e *env, args []string) error {
 		if *server != "" {
 			var ok bool
 			if s, ok = cfg.Server(*server); !ok {
-				return usagef("no server named %q in %s (servers are %s)", *server, describe(cfg), strings.Join(cfg.Names(), ", "))
+				return usagef("no server named %q in %s (servers are %s)", *server, cfg.Source(), strings.Join(cfg.Names(), ", "))
 			}
 		}
 		target = s.Addr

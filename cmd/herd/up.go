@@ -65,16 +65,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if _, ok := cfg.Server(name); !ok {
-		return usagef("no server named %q in %s (servers are %s)", name, describe(cfg), strings.Join(cfg.Names(), ", "))
+		return usagef("no server named %q in %s (servers are %s)", name, cfg.Source(), strings.Join(cfg.Names(), ", "))
 	}
 	return runHerd(ctx, e, cfg, []string{name})
-}
-
-func describe(cfg *config.Config) string {
-	if cfg.File == "" {
-		return "the built-in config"
-	}
-	return cfg.File
 }
 
 // runHerd runs the named servers (all when names is empty) until ctx is
@@ -109,7 +102,7 @@ func runHerd(ctx context.Context, e *env, cfg *config.Config, names []string) er
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops, SIGHUP reloads the config", len(h.Members()), describe(cfg), where))
+	progress.Info(fmt.Sprintf("herd of %d server(s) from %s is up; %s; Ctrl-C stops, SIGHUP reloads the config", len(h.Members()), cfg.Source(), where))
 	for running := true; running; {
 		select {
 		case <-ctx.Done():
@@ -173,7 +166,7 @@ func loadSecrets(cfg *config.Config, getenv func(string) string) ([][]byte, erro
 	}
 	b, err := os.ReadFile(cfg.PeerSecretFile)
 	if err != nil {
-		return nil, usagef("%s: peer_secret_file: %v", describe(cfg), err)
+		return nil, usagef("%s: peer_secret_file: %v", cfg.Source(), err)
 	}
 	var out [][]byte
 	for i, line := range strings.Split(string(b), "\n") {
@@ -182,12 +175,12 @@ func loadSecrets(cfg *config.Config, getenv func(string) string) ([][]byte, erro
 			continue
 		}
 		if len(line) < peer.MinSecretBytes {
-			return nil, usagef("%s: peer_secret_file: line %d of %s is %d bytes: a peer secret needs at least %d (`herd secret` prints a good one)", describe(cfg), i+1, cfg.PeerSecretFile, len(line), peer.MinSecretBytes)
+			return nil, usagef("%s: peer_secret_file: line %d of %s is %d bytes: a peer secret needs at least %d (`herd secret` prints a good one)", cfg.Source(), i+1, cfg.PeerSecretFile, len(line), peer.MinSecretBytes)
 		}
 		out = append(out, []byte(line))
 	}
 	if len(out) == 0 {
-		return nil, usagef("%s: peer_secret_file: %s holds no secret", describe(cfg), cfg.PeerSecretFile)
+		return nil, usagef("%s: peer_secret_file: %s holds no secret", cfg.Source(), cfg.PeerSecretFile)
 	}
 	return out, nil
 }
@@ -200,11 +193,11 @@ func loadToken(cfg *config.Config) (string, error) {
 	}
 	b, err := os.ReadFile(f)
 	if err != nil {
-		return "", usagef("%s: metrics.token_file: %v", describe(cfg), err)
+		return "", usagef("%s: metrics.token_file: %v", cfg.Source(), err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if len(tok) < peer.MinSecretBytes {
-		return "", usagef("%s: metrics.token_file: the token in %s is %d bytes: it needs at least %d", describe(cfg), f, len(tok), peer.MinSecretBytes)
+		return "", usagef("%s: metrics.token_file: the token in %s is %d bytes: it needs at least %d", cfg.Source(), f, len(tok), peer.MinSecretBytes)
 	}
 	return tok, nil
 }

@@ -276,10 +276,7 @@ func Parse(name string, data []byte) (*Config, error) {
 // Validate checks names, addresses, links and values. Its errors name the
 // file, the key and the problem.
 func (c *Config) Validate() error {
-	file := c.File
-	if file == "" {
-		file = "built-in config"
-	}
+	file := c.Source()
 	fail := func(key, format string, args ...any) error {
 		return fmt.Errorf("%s: %s: %s", file, key, fmt.Sprintf(format, args...))
 	}
@@ -455,7 +452,7 @@ func (c *Config) Unprotected(names []string, hasSecret bool) error {
 			return fmt.Errorf("%s: server[%d].%s: %s listens on %s, which is not a loopback address, and peer links have no credential: "+
 				"set up mutual TLS ([peer.tls], see `herd certs`) or a shared secret (peer_secret_file or HERD_PEER_SECRET, see `herd secret`), "+
 				"or put insecure = true at the top of the config to accept unauthenticated peers from anywhere",
-				c.describe(), i, l.key, s.Name, l.addr)
+				c.Source(), i, l.key, s.Name, l.addr)
 		}
 	}
 	return nil
@@ -480,10 +477,11 @@ var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.Lev
 // Level returns log_level as a slog level.
 func (c *Config) Level() slog.Level { return logLevels[c.LogLevel] }
 
-// describe names the config in messages.
-func (c *Config) describe() string {
+// Source names the config in messages: its file, or "the built-in
+// config".
+func (c *Config) Source() string {
 	if c.File == "" {
-		return "built-in config"
+		return "the built-in config"
 	}
 	return c.File
 }

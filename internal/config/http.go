@@ -56,7 +56,7 @@ func (c *Config) HTTPUnprotected() error {
 		}
 		return fmt.Errorf("%s: server[%d].http: %s listens on %s, which is not a loopback address, and [http] has no tokens_file: "+
 			"anyone who can reach it could read and change every location; set [http] tokens_file (see docs/HTTP.md) or listen on 127.0.0.1",
-			c.describe(), i, s.Name, s.HTTP)
+			c.Source(), i, s.Name, s.HTTP)
 	}
 	return nil
 }

@@ -273,12 +273,7 @@ func (h *Herd) startMember(b bound) (*Member, error) {
 	if dur.runs != nil {
 		progress.Info("recovered state", "dir", filepath.Join(h.cfg.DataDir, s.Name), "clients", m.Table.Len(), "seq", m.Table.Seq())
 	}
-	var neighbors []peer.Neighbor
-	h.mu.Lock()
-	for _, n := range h.cfg.Links(s.Name) {
-		neighbors = append(neighbors, peer.Neighbor{Name: n, Addr: h.addrs[n]})
-	}
-	h.mu.Unlock()
+	neighbors := h.neighbors(s.Name)
 	po := peer.Options{
 		Name: s.Name, Neighbors: neighbors, Config: h.cfg.Peer, Auth: auth,
 		Table: m.Table, Logger: slog.New(slog.NewMultiHandler(logger.Handler(), progress.Handler())),

@@ -40,7 +40,7 @@ func (h *Herd) Reload(cfg *config.Config, o ReloadOptions) ([]string, error) {
 	h.mu.Unlock()
 	for _, n := range wanted {
 		if _, ok := cfg.Server(n); !ok {
-			return nil, fmt.Errorf("%s: this process runs %s, which the new config does not have (servers are %v)", describeFile(cfg), n, cfg.Names())
+			return nil, fmt.Errorf("%s: this process runs %s, which the new config does not have (servers are %v)", cfg.Source(), n, cfg.Names())
 		}
 	}
 	if err := cfg.Unprotected(wanted, o.HasSecret); err != nil {
@@ -227,11 +227,4 @@ func restartOnly(old, cfg *config.Config) []string {
 		}
 	}
 	return notes
-}
-
-func describeFile(cfg *config.Config) string {
-	if cfg.File == "" {
-		return "built-in config"
-	}
-	return cfg.File
 }
