@@ -12,6 +12,12 @@
 #   redis-aof    Redis, primary + 4 replicas, appendonly with appendfsync always
 #   herd         the classic five-server herd, one process per server, in memory
 #   herd-durable the same with data_dir and data_sync = "always"
+#   herd-secret  herd in memory, its links authenticated by a shared secret
+#                (an HMAC on every line)
+#   herd-tls     herd in memory, its links over mutual TLS (herd certs)
+# (the default targets are the first four; add the last two to TARGETS to
+# see what link security costs). The herd rows run in protected mode (no
+# credential: peers accepted from loopback only) unless said.
 # herd logs every client line (log_dir in the temporary directory), as it
 # does when deployed. Every server process runs on CPU $SERVER_CPU, the load
 # on CPU $LOAD_CPU (taskset). The load: $CONNS keep-alive connections with
@@ -125,9 +131,11 @@ start_redis() {
 	workload=redis
 }
 
-# start_herd DURABLE: the classic herd, one `herd serve` per server; sets target.
+# start_herd DURABLE [LINKS]: the classic herd, one `herd serve` per server,
+# durable or not, its links in protected mode (LINKS empty), with a shared
+# secret (secret) or over mutual TLS (tls); sets target.
 start_herd() {
-	local durable=$1 cfg=$tmp/herd.toml n
+	local durable=$1 links=${2:-} cfg=$tmp/herd.toml n
 	rm -rf "$tmp/logs" "$tmp/data"
 	declare -A addr peer metrics
 	local names=(Goloman Hands Holiday Welsh Wilkes)
@@ -142,6 +150,18 @@ start_herd() {
 			echo "data_dir = \"$tmp/data\""
 			echo 'data_sync = "always"'
 		fi
+		case $links in
+		secret)
+			"$herd" secret >"$tmp/secret"
+			echo "peer_secret_file = \"$tmp/secret\""
+			;;
+		tls)
+			echo '[peer.tls]'
+			echo "ca_file = \"$tmp/certs/ca.crt\""
+			echo "cert_file = \"$tmp/certs/{name}.crt\""
+			echo "key_file = \"$tmp/certs/{name}.key\""
+			;;
+		esac
 		server() {
 			echo
 			echo '[[server]]'
@@ -157,6 +177,10 @@ start_herd() {
 		server Welsh '"Holiday"'
 		server Wilkes '"Goloman", "Hands", "Holiday"'
 	} >"$cfg"
+	if [ "$links" = tls ]; then
+		rm -rf "$tmp/certs"
+		"$herd" certs -config "$cfg" -dir "$tmp/certs" >/dev/null
+	fi
 	for n in "${names[@]}"; do
 		taskset -c "$SERVER_CPU" "$herd" serve "$n" -config "$cfg" 2>>"$tmp/herd-stderr.log" &
 		pids+=($!)
@@ -206,6 +230,8 @@ for run in $(seq "$RUNS"); do
 		redis-aof) start_redis yes ;;
 		herd) start_herd no ;;
 		herd-durable) start_herd yes ;;
+		herd-secret) start_herd no secret ;;
+		herd-tls) start_herd no tls ;;
 		*) echo "compare.sh: unknown target $t" >&2; exit 2 ;;
 		esac
 		measure "$t"
@@ -239,6 +265,8 @@ END {
 	name["redis-aof"] = "Redis, primary + 4 replicas, `appendfsync always`"
 	name["herd"] = "herd, 5 servers, in memory"
 	name["herd-durable"] = "herd, 5 servers, `data_dir`, `data_sync = \"always\"`"
+	name["herd-secret"] = "herd, 5 servers, in memory, links with a shared secret"
+	name["herd-tls"] = "herd, 5 servers, in memory, links over mutual TLS"
 	printf "| target | updates/s (keep-alive) | p50 | p99 | pipelined (%d in flight)/s | oneshot/s | errors |\n", pipe
 	print "|---|---|---|---|---|---|---|"
 	n = split(targets, ts, " ")
@@ -257,4 +285,6 @@ END {
 	printf "| herd in memory / Redis (no persistence) | %s | %s | %s |\n", ratio(ka["herd"], ka["redis"]), ratio(pl["herd"], pl["redis"]), ratio(os["herd"], os["redis"])
 	printf "| herd durable / Redis `appendfsync always` | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["redis-aof"]), ratio(pl["herd-durable"], pl["redis-aof"]), ratio(os["herd-durable"], os["redis-aof"])
 	printf "| herd durable / herd in memory | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["herd"]), ratio(pl["herd-durable"], pl["herd"]), ratio(os["herd-durable"], os["herd"])
+	if ("herd-secret" in ka) printf "| herd, shared secret / protected mode | %s | %s | %s |\n", ratio(ka["herd-secret"], ka["herd"]), ratio(pl["herd-secret"], pl["herd"]), ratio(os["herd-secret"], os["herd"])
+	if ("herd-tls" in ka) printf "| herd, mutual TLS / protected mode | %s | %s | %s |\n", ratio(ka["herd-tls"], ka["herd"]), ratio(pl["herd-tls"], pl["herd"]), ratio(os["herd-tls"], os["herd"])
 }' "$tmp/results"
