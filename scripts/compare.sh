@@ -29,6 +29,11 @@
 # update changes state (a GEOADD that changes nothing is neither written to
 # the append-only file nor replicated).
 #
+# HERD=FILE runs that herd binary instead of one built from this tree.
+# PROFILE=DIR records, with perf(1), what CPU $SERVER_CPU does during each
+# run, call graphs included, to DIR/<target>-<mode>.perf.data (read with
+# `perf report -i FILE`); perf must be installed (linux-perf).
+#
 # redis-server is installed from the Debian packages when it is missing
 # (apt-get, as root). Everything stops by itself: each run is bounded by
 # -d and by `timeout`, and every process started is stopped on exit.
@@ -73,8 +78,13 @@ stop_all() {
 trap 'stop_all; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 
-go build -o "$tmp/herd" ./cmd/herd
-herd=$tmp/herd
+# HERD=FILE measures that herd binary instead of building this tree (to
+# compare two versions in one session).
+herd=${HERD:-}
+if [ -z "$herd" ]; then
+	go build -o "$tmp/herd" ./cmd/herd
+	herd=$tmp/herd
+fi
 
 # free_port sets port to a 127.0.0.1 port nothing listens on, not handed
 # out before.
@@ -200,17 +210,49 @@ start_herd() {
 	workload=iamat
 }
 
+# server_cpu: the CPU time, in clock ticks, that every server process
+# started so far has used.
+server_cpu() {
+	local p total=0 stat
+	for p in "${pids[@]}"; do
+		stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		stat=${stat##*) } # the fields after the command name
+		read -r -a f <<<"$stat"
+		total=$((total + f[11] + f[12])) # utime, stime
+	done
+	echo "$total"
+}
+tick_us=$((1000000 / $(getconf CLK_TCK)))
+# warmup_s: $WARMUP in seconds ("500ms", "0.5s", "1m" are understood).
+warmup_s=$(awk -v d="$WARMUP" 'BEGIN {
+	if (d ~ /ms$/) { sub(/ms$/, "", d); print d / 1000 } else if (d ~ /m$/) { sub(/m$/, "", d); print d * 60 } else { sub(/s$/, "", d); print d + 0 } }')
+
 # bench LABEL MODE ARGS...: one herd bench run on CPU $LOAD_CPU; appends
-# "target mode throughput p50 p99 errors" to $tmp/results.
+# "target mode throughput p50 p99 errors cpu" to $tmp/results, cpu being
+# the servers' CPU time per update in µs (over the warm-up and the run,
+# divided by the updates of the run scaled to both).
 bench() {
 	local label=$1 mode=$2
 	shift 2
-	local out
+	local out perf_pid=
+	if [ -n "${PROFILE:-}" ]; then
+		mkdir -p "$PROFILE"
+		perf record -q -g -C "$SERVER_CPU" -o "$PROFILE/$label-$mode.perf.data" 2>/dev/null &
+		perf_pid=$!
+	fi
+	local cpu0 cpu1
+	cpu0=$(server_cpu)
 	out=$(timeout 120 taskset -c "$LOAD_CPU" "$herd" bench -q -json -addr "$target" -workload "$workload" \
 		-d "$DUR" -warmup "$WARMUP" "$@") || { echo "compare.sh: herd bench failed on $label $mode" >&2; echo "$out" >&2; }
-	jq -r --arg l "$label" --arg m "$mode" '[$l, $m, .herd.throughput, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors] | @tsv' \
+	cpu1=$(server_cpu)
+	if [ -n "$perf_pid" ]; then
+		kill -INT "$perf_pid" && wait "$perf_pid" || true
+	fi
+	jq -r --arg l "$label" --arg m "$mode" --argjson cpu $(((cpu1 - cpu0) * tick_us)) --argjson warm "$warmup_s" \
+		'[$l, $m, .herd.throughput, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors,
+		  $cpu / (.herd.throughput * (.herd.elapsed_s + $warm))] | @tsv' \
 		<<<"$out" >>"$tmp/results" || true
-	jq -r --arg l "$label" --arg m "$mode" '"  \($l) \($m): \(.herd.throughput | floor)/s, p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.errors) errors"' <<<"$out" >&2 || true
+	jq -r --arg l "$label" --arg m "$mode" '"  \($l) \($m): \(.herd.throughput | floor)/s, p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.errors) errors, servers \($cpu / 1000 | floor) ms CPU"' --argjson cpu $(((cpu1 - cpu0) * tick_us)) <<<"$out" >&2 || true
 }
 
 measure() {
@@ -257,8 +299,12 @@ function rate(x,   s) {
 	return s
 }
 function ratio(a, b) { return b > 0 ? sprintf("%.2f", a / b) : "-" }
+# row: the ratios of target a to target b, when both were measured.
+function row(label, a, b) {
+	if (a in ka && b in ka) printf "| %s | %s | %s | %s |\n", label, ratio(ka[a], ka[b]), ratio(pl[a], pl[b]), ratio(os[a], os[b])
+}
 {
-	for (f = 3; f <= 6; f++) vals[$1 SUBSEP $2 SUBSEP f] = vals[$1 SUBSEP $2 SUBSEP f] " " $f
+	for (f = 3; f <= 7; f++) vals[$1 SUBSEP $2 SUBSEP f] = vals[$1 SUBSEP $2 SUBSEP f] " " $f
 }
 END {
 	name["redis"] = "Redis, primary + 4 replicas, no persistence"
@@ -267,8 +313,8 @@ END {
 	name["herd-durable"] = "herd, 5 servers, `data_dir`, `data_sync = \"always\"`"
 	name["herd-secret"] = "herd, 5 servers, in memory, links with a shared secret"
 	name["herd-tls"] = "herd, 5 servers, in memory, links over mutual TLS"
-	printf "| target | updates/s (keep-alive) | p50 | p99 | pipelined (%d in flight)/s | oneshot/s | errors |\n", pipe
-	print "|---|---|---|---|---|---|---|"
+	printf "| target | updates/s (keep-alive) | p50 | p99 | servers'"'"' CPU per update | pipelined (%d in flight)/s | oneshot/s | errors |\n", pipe
+	print "|---|---|---|---|---|---|---|---|"
 	n = split(targets, ts, " ")
 	for (i = 1; i <= n; i++) {
 		t = ts[i]
@@ -276,15 +322,15 @@ END {
 		pl[t] = median(t SUBSEP "pipelined" SUBSEP 3)
 		os[t] = median(t SUBSEP "oneshot" SUBSEP 3)
 		errs = median(t SUBSEP "keepalive" SUBSEP 6) + median(t SUBSEP "pipelined" SUBSEP 6) + median(t SUBSEP "oneshot" SUBSEP 6)
-		printf "| %s | %s | %s | %s | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
-			us(median(t SUBSEP "keepalive" SUBSEP 5)), rate(pl[t]), rate(os[t]), errs
+		printf "| %s | %s | %s | %s | %.0f µs | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
+			us(median(t SUBSEP "keepalive" SUBSEP 5)), median(t SUBSEP "keepalive" SUBSEP 7), rate(pl[t]), rate(os[t]), errs
 	}
 	print ""
 	print "| ratio | keep-alive | pipelined | oneshot |"
 	print "|---|---|---|---|"
-	printf "| herd in memory / Redis (no persistence) | %s | %s | %s |\n", ratio(ka["herd"], ka["redis"]), ratio(pl["herd"], pl["redis"]), ratio(os["herd"], os["redis"])
-	printf "| herd durable / Redis `appendfsync always` | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["redis-aof"]), ratio(pl["herd-durable"], pl["redis-aof"]), ratio(os["herd-durable"], os["redis-aof"])
-	printf "| herd durable / herd in memory | %s | %s | %s |\n", ratio(ka["herd-durable"], ka["herd"]), ratio(pl["herd-durable"], pl["herd"]), ratio(os["herd-durable"], os["herd"])
-	if ("herd-secret" in ka) printf "| herd, shared secret / protected mode | %s | %s | %s |\n", ratio(ka["herd-secret"], ka["herd"]), ratio(pl["herd-secret"], pl["herd"]), ratio(os["herd-secret"], os["herd"])
-	if ("herd-tls" in ka) printf "| herd, mutual TLS / protected mode | %s | %s | %s |\n", ratio(ka["herd-tls"], ka["herd"]), ratio(pl["herd-tls"], pl["herd"]), ratio(os["herd-tls"], os["herd"])
+	row("herd in memory / Redis (no persistence)", "herd", "redis")
+	row("herd durable / Redis `appendfsync always`", "herd-durable", "redis-aof")
+	row("herd durable / herd in memory", "herd-durable", "herd")
+	row("herd, shared secret / protected mode", "herd-secret", "herd")
+	row("herd, mutual TLS / protected mode", "herd-tls", "herd")
 }' "$tmp/results"

@@ -154,7 +154,6 @@ func (c *conn) retireConn() { c.retOnce.Do(func() { close(c.retire) }) }
 type item struct {
 	line string // the AT line
 	seq  uint64
-	skip bool // the change came from this neighbour: only advance its position
 }
 
 // New creates a Manager. Call Start to dial the neighbours.
@@ -294,7 +293,11 @@ func (m *Manager) Enqueue(rec location.Record, from string) {
 		if c == nil {
 			continue
 		}
-		if !c.out.push(item{line: rec.Line, seq: rec.Seq, skip: name == from}) {
+		if name == from {
+			c.out.pass(rec.Seq) // not sent back where it came from
+			continue
+		}
+		if !c.out.push(item{line: rec.Line, seq: rec.Seq}) {
 			l.dropped.Add(1)
 			c.close(CloseQueueFull, "outbound queue full: neighbour too slow")
 		}

@@ -9,7 +9,12 @@ import "sync"
 type outQueue struct {
 	mu    sync.Mutex
 	items []item // guarded by mu
-	max   int    // immutable
+	// passed is the Seq of the latest change that came from this
+	// neighbour, if it is later than every item (0 otherwise): it is not
+	// sent back, only the neighbour's position advances, with the next
+	// batch or heartbeat. Guarded by mu.
+	passed uint64
+	max    int // immutable
 
 	// ready has a token whenever items may be non-empty: push puts one in
 	// when it makes the queue non-empty; the one consumer takes it, then
@@ -29,6 +34,7 @@ func (q *outQueue) push(it item) bool {
 		return false
 	}
 	q.items = append(q.items, it)
+	q.passed = 0 // it is later
 	first := len(q.items) == 1
 	q.mu.Unlock()
 	if first {
@@ -40,13 +46,24 @@ func (q *outQueue) push(it item) bool {
 	return true
 }
 
+// pass records that the change seq came from this neighbour. It takes no
+// room and does not wake the consumer: nothing is to be written for it.
+func (q *outQueue) pass(seq uint64) {
+	q.mu.Lock()
+	q.passed = seq
+	q.mu.Unlock()
+}
+
 // shrinkAbove is the capacity past which a drained queue lets its buffer
 // go, so one burst does not hold memory for the link's life.
 const shrinkAbove = 4096
 
-// take moves every queued item to dst (reusing its room) and returns it.
-func (q *outQueue) take(dst []item) []item {
+// take moves every queued item to dst (reusing its room) and returns it,
+// with the Seq of the latest change passed after them (0 if none).
+func (q *outQueue) take(dst []item) ([]item, uint64) {
 	q.mu.Lock()
+	passed := q.passed
+	q.passed = 0
 	dst = append(dst[:0], q.items...)
 	clear(q.items)
 	if cap(q.items) > shrinkAbove {
@@ -55,7 +72,7 @@ func (q *outQueue) take(dst []item) []item {
 		q.items = q.items[:0]
 	}
 	q.mu.Unlock()
-	return dst
+	return dst, passed
 }
 
 // len returns how many items wait.

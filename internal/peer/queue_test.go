@@ -21,7 +21,7 @@ func TestOutQueue(t *testing.T) {
 	default:
 		t.Fatal("no ready token after the first push")
 	}
-	got := q.take(nil)
+	got, _ := q.take(nil)
 	if seqs := seqsOf(got); !slices.Equal(seqs, []uint64{1, 2, 3}) || q.len() != 0 {
 		t.Fatalf("took %v, %d left", seqs, q.len())
 	}
@@ -50,7 +50,7 @@ func TestOutQueueConcurrent(t *testing.T) {
 	var batch []item
 	for len(got) < n {
 		<-q.ready
-		batch = q.take(batch)
+		batch, _ = q.take(batch)
 		got = append(got, seqsOf(batch)...)
 	}
 	wg.Wait()
@@ -67,4 +67,35 @@ func seqsOf(items []item) []uint64 {
 		out[i] = it.seq
 	}
 	return out
+}
+
+// A change passed back to the neighbour it came from wakes nothing and
+// takes no room; take reports it while no later item is queued.
+func TestOutQueuePass(t *testing.T) {
+	q := newOutQueue(1)
+	q.pass(7)
+	select {
+	case <-q.ready:
+		t.Fatal("a passed change woke the writer")
+	default:
+	}
+	if got, passed := q.take(nil); len(got) != 0 || passed != 7 {
+		t.Fatalf("take = %v, %d; want nothing, 7", got, passed)
+	}
+	if _, passed := q.take(nil); passed != 0 {
+		t.Fatalf("passed %d again after a take", passed)
+	}
+	q.pass(8)
+	if !q.push(item{seq: 9}) {
+		t.Fatal("a passed change took the queue's room")
+	}
+	q.pass(10)
+	if got, passed := q.take(nil); !slices.Equal(seqsOf(got), []uint64{9}) || passed != 10 {
+		t.Fatalf("take = %v, %d; want [9], 10", seqsOf(got), passed)
+	}
+	q.pass(11)
+	q.push(item{seq: 12})
+	if got, passed := q.take(nil); !slices.Equal(seqsOf(got), []uint64{12}) || passed != 0 {
+		t.Fatalf("take = %v, %d; want [12], 0", seqsOf(got), passed)
+	}
 }

@@ -19,6 +19,9 @@ type writer struct {
 	c  *conn
 	cw *countingWriter
 	lw *lineWriter
+
+	batch  []item // reused by writeQueued
+	seqBuf []byte // reused by endBatch
 }
 
 // writeLoop is the only writer of c's socket. Its steps, in order: ask the
@@ -109,6 +112,9 @@ func (w *writer) sendCatchUp(req Pos) bool {
 
 // streamChanges sends queued changes as they come, each batch followed by
 // SEQ, and a PING when the link is idle, until the connection ends.
+// Changes that came from the neighbour are not sent back and wake nothing:
+// its position moves past them with the next batch, or at the next
+// heartbeat (a SEQ instead of the PING).
 func (w *writer) streamChanges() {
 	c := w.c
 	hb := time.NewTicker(w.m.cfg.Heartbeat.D)
@@ -117,20 +123,13 @@ func (w *writer) streamChanges() {
 	var lastBatch int64
 	hold := time.NewTimer(time.Hour)
 	hold.Stop()
-	var seqBuf []byte
-	var batch []item
 	for {
 		select {
 		case <-c.out.ready:
-			batch = c.out.take(batch)
-			if len(batch) == 0 {
-				continue
-			}
 			w.deadline()
-			var n int64
-			var last uint64
-			for _, it := range batch {
-				n, last = w.writeItem(it, n)
+			n, last := w.writeQueued(0, 0)
+			if last == 0 {
+				continue
 			}
 			// A busy link (its last write carried several updates, less
 			// than coalesce ago) collects what arrives until then, so one
@@ -141,27 +140,28 @@ func (w *writer) streamChanges() {
 				for n < 256 {
 					select {
 					case <-c.out.ready:
-						batch = c.out.take(batch)
-						for _, it := range batch {
-							n, last = w.writeItem(it, n)
-						}
+						n, last = w.writeQueued(n, last)
 					case <-hold.C:
 						break collect
 					}
 				}
 				hold.Stop()
 			}
-			w.l.sent.Add(n)
-			seqBuf = strconv.AppendUint(append(seqBuf[:0], "SEQ "...), last, 10)
-			w.lw.line(seqBuf)
-			if !w.flush() {
+			if !w.endBatch(n, last) {
 				return
 			}
 			lastFlush, lastBatch = time.Now(), n
 		case <-hb.C:
 			w.deadline()
-			w.lw.lineString("PING")
-			if !w.flush() {
+			n, last := w.writeQueued(0, 0)
+			if last == 0 {
+				w.lw.lineString("PING")
+				if !w.flush() {
+					return
+				}
+				continue
+			}
+			if !w.endBatch(n, last) {
 				return
 			}
 		case <-c.retire:
@@ -171,6 +171,28 @@ func (w *writer) streamChanges() {
 			return
 		}
 	}
+}
+
+// writeQueued writes every queued change after the n lines of a batch
+// written so far, the latest of which had Seq last, and returns the new
+// count and latest Seq (changes passed back to their neighbour included).
+func (w *writer) writeQueued(n int64, last uint64) (int64, uint64) {
+	var passed uint64
+	w.batch, passed = w.c.out.take(w.batch)
+	for _, it := range w.batch {
+		w.lw.lineString(it.line)
+		n, last = n+1, it.seq
+	}
+	return n, max(last, passed)
+}
+
+// endBatch ends a batch of n lines with the SEQ of its latest change and
+// writes it out; it reports false if the connection failed.
+func (w *writer) endBatch(n int64, last uint64) bool {
+	w.l.sent.Add(n)
+	w.seqBuf = strconv.AppendUint(append(w.seqBuf[:0], "SEQ "...), last, 10)
+	w.lw.line(w.seqBuf)
+	return w.flush()
 }
 
 // retire tells the neighbour that c is a duplicate and closes it.
@@ -183,16 +205,6 @@ func (w *writer) retire() {
 
 // coalesce is the shortest time between two writes of a busy link.
 const coalesce = 600 * time.Microsecond
-
-// writeItem writes one queued change (unless it goes back where it came
-// from) and returns the count of lines written so far and its Seq.
-func (w *writer) writeItem(it item, n int64) (int64, uint64) {
-	if !it.skip {
-		w.lw.lineString(it.line)
-		n++
-	}
-	return n, it.seq
-}
 
 // countingWriter counts the bytes written through it and keeps the first
 // error.
