@@ -250,7 +250,6 @@ func (t *Table) ExpireFunc(forget func(Record)) int {
 	var gone []Record
 	for i := range t.shards {
 		s := &t.shards[i]
-		t.mu.Lock()
 		s.mu.Lock()
 		gone = gone[:0]
 		for k, e := range s.m {
@@ -266,9 +265,12 @@ func (t *Table) ExpireFunc(forget func(Record)) int {
 			n++
 			t.n.Add(-1)
 			if forget != nil {
-				gone = append(gone, t.recordLocked(e, len(k)))
+				gone = append(gone, t.record(e, len(k)))
 			}
 		}
+		// The change lock is taken before the shard's is let go, as in a
+		// change: forget sees the expiry before any later change of a client.
+		t.mu.Lock()
 		s.mu.Unlock()
 		for _, r := range gone {
 			forget(r)
@@ -303,8 +305,6 @@ func (t *Table) ExpireEvery() time.Duration {
 func (t *Table) Delete(server, client string) (Record, bool) {
 	b := t.bounds()
 	s := t.shard(client)
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	s.mu.Lock()
 	e, ok := s.m[client]
 	if !ok || e.deleted() || b.expired(e) {
@@ -317,9 +317,12 @@ func (t *Table) Delete(server, client string) (Record, bool) {
 		tm = timeAt(old.Sec, int64(old.Nsec)+1)
 	}
 	line := string(protocol.AppendDEL(nil, server, client, tm))
-	off := clientField(line)
+	// "DEL <server> <client> <time>"
+	r := MakeRecord(line, len("DEL ")+len(server)+1, len(client), tm)
+	t.mu.Lock() // after the shard's, as in a change
+	defer t.mu.Unlock()
 	t.seq++
-	r := Record{Line: line, Client: line[off : off+len(client)], Time: tm, Seq: t.seq}
+	r.Seq = t.seq
 	ne := toEntry(r, 0)
 	s.m[key(ne, len(client))] = ne
 	t.tombs.Add(1)

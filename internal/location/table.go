@@ -42,13 +42,29 @@ import (
 
 // Record is a client's latest location: the AT line produced by the server
 // that first received it, and the parsed fields needed to merge.
+//
+// A Record that goes into a Table is made by NewRecord or MakeRecord, which
+// note where Client sits in Line.
 type Record struct {
 	Line   string        // the AT line, no line ending; immutable
 	Client string        // the client id; a substring of Line
 	Time   protocol.Time // the client's time from Line
 	Seq    uint64        // this server's change number when it stored the record; set by the Table
 	From   string        // the neighbour it came from; empty for a client's IAMAT (or unknown); set by the Table
+
+	clientOff uint16 // Client is Line[clientOff:][:len(Client)]
 }
+
+// MakeRecord is the one constructor of a Record: line, already checked,
+// holds the client id at line[clientOff:clientOff+clientLen], and tm is its
+// client time.
+func MakeRecord(line string, clientOff, clientLen int, tm protocol.Time) Record {
+	return Record{Line: line, Client: line[clientOff : clientOff+clientLen], Time: tm, clientOff: uint16(clientOff)}
+}
+
+// offsetIn returns the offset in line of sub, a slice of line's array (as
+// protocol.CheckAT returns the client id).
+func offsetIn(line, sub []byte) int { return cap(line) - cap(sub) }
 
 // Deleted reports whether r is a tombstone.
 func (r Record) Deleted() bool { return protocol.IsDEL(r.Line) }
@@ -65,42 +81,44 @@ func NewRecord(line []byte) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	s := string(line)
-	// client aliases line: find it at the same offset in s.
-	off := cap(line) - cap(client)
-	return Record{Line: s, Client: s[off : off+len(client)], Time: t}, nil
+	return MakeRecord(string(line), offsetIn(line, client), len(client), t), nil
 }
 
 // Offer applies an update from the neighbour named from, given as its AT
 // line already checked by protocol.CheckAT, or a tombstone line checked by
-// protocol.CheckDEL (client and t from it). A stale
-// update — the common case in a flood — is recognised before anything is
-// allocated. Offer reports whether the table changed.
+// protocol.CheckDEL (client and t from it). A stale update — the common
+// case in a flood — is recognised before anything is allocated. Offer
+// reports whether the table changed.
 func (t *Table) Offer(line, client []byte, tm protocol.Time, from string) bool {
-	if old, ok := t.getBytes(client, true); ok {
-		switch tm.Compare(old.Time) {
-		case -1:
-			return false
-		case 0:
-			if string(line) <= old.Line {
-				return false
-			}
-		}
+	s := &t.shards[maphash.Bytes(t.seed, client)%shardCount]
+	s.mu.Lock()
+	e, known := s.m[string(client)]
+	if known && !t.expiredEntry(e) && !beats(tm, e.time(), false, func() bool { return string(line) > e.line }) {
+		s.mu.Unlock()
+		return false
 	}
-	s := string(line)
-	off := cap(line) - cap(client)
-	_, changed := t.Apply(Record{Line: s, Client: s[off : off+len(client)], Time: tm}, from)
+	r := MakeRecord(string(line), offsetIn(line, client), len(client), tm)
+	_, changed, _ := t.applyLocked(s, e, known, r, from, false)
 	return changed
 }
 
 // Wins reports whether r should replace old under the merge rule, for a
 // record that came from another server.
 func (r Record) Wins(old Record) bool {
-	switch r.Time.Compare(old.Time) {
+	return beats(r.Time, old.Time, false, func() bool { return r.Line > old.Line })
+}
+
+// beats is the merge rule (see the package comment): whether a record timed
+// tm replaces a stored one timed old. At equal times a client's own IAMAT
+// (local) never does, and otherwise the greater line wins: greater reports
+// whether the offered line is greater than the stored one, and is called
+// only then.
+func beats(tm, old protocol.Time, local bool, greater func() bool) bool {
+	switch tm.Compare(old) {
 	case 1:
 		return true
 	case 0:
-		return r.Line > old.Line
+		return !local && greater()
 	}
 	return false
 }
@@ -162,16 +180,16 @@ type shard struct {
 	_  [40]byte         // keep shards on separate cache lines
 }
 
-// record turns a stored entry back into a Record.
+// record turns a stored entry back into a Record. The entry was read under
+// its shard's lock (see Table.froms).
 func (t *Table) record(e entry, clientLen int) Record {
-	return Record{
-		Line:   e.line,
-		Client: e.line[e.clientOff : int(e.clientOff)+clientLen],
-		Time:   protocol.Time{Sec: e.sec, Nsec: e.nsec},
-		Seq:    e.seq,
-		From:   t.fromName(e.from),
-	}
+	r := MakeRecord(e.line, int(e.clientOff), clientLen, e.time())
+	r.Seq, r.From = e.seq, t.froms[e.from]
+	return r
 }
+
+// time is the client time of a stored entry.
+func (e entry) time() protocol.Time { return protocol.Time{Sec: e.sec, Nsec: e.nsec} }
 
 // fromName is the neighbour name of index i, for an entry read under its
 // shard's lock (see Table.froms).
@@ -195,40 +213,18 @@ func (t *Table) fromIndexLocked(name string) uint8 {
 	return i
 }
 
-// toEntry stores r, whose client id is the fourth field of its line (the
-// third of a tombstone's).
+// toEntry is how the table stores r.
 func toEntry(r Record, from uint8) entry {
-	return entry{line: r.Line, sec: r.Time.Sec, nsec: r.Time.Nsec, clientOff: uint16(clientField(r.Line)), from: from, seq: r.Seq}
+	if r.Line[r.clientOff:int(r.clientOff)+len(r.Client)] != r.Client {
+		panic("location: a Record not made by NewRecord or MakeRecord")
+	}
+	return entry{line: r.Line, sec: r.Time.Sec, nsec: r.Time.Nsec, clientOff: r.clientOff, from: from, seq: r.Seq}
 }
 
 // deleted reports whether a stored entry is a tombstone.
 func (e entry) deleted() bool { return len(e.line) > 0 && e.line[0] == 'D' }
 
-// clientField returns the offset of the client id in a record line: the
-// fourth white-space separated field of an AT line ("AT server diff client
-// …"), the third of a tombstone ("DEL server client time").
-func clientField(line string) int {
-	field := 3
-	if protocol.IsDEL(line) {
-		field = 2
-	}
-	i, n := 0, 0
-	for i < len(line) {
-		for i < len(line) && line[i] < utf8.RuneSelf && asciiSpace[line[i]] {
-			i++
-		}
-		if n == field {
-			return i
-		}
-		for i < len(line) && !(line[i] < utf8.RuneSelf && asciiSpace[line[i]]) {
-			i++
-		}
-		n++
-	}
-	return i
-}
-
-// key is the map key of r: its client id, sharing the line's bytes.
+// key is the map key of e: its client id, sharing the line's bytes.
 func key(e entry, clientLen int) string {
 	return e.line[e.clientOff : int(e.clientOff)+clientLen]
 }
@@ -264,12 +260,10 @@ func (t *Table) Locked(f func(seq uint64)) {
 // is dropped (and counted), so that no stored time locks a client across
 // restarts. MaxClients is not applied: what was acknowledged is kept.
 func (t *Table) Restore(recs []Record, seq uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	b := t.bounds()
 	dropped := map[error]int{}
 	for _, r := range recs {
-		t.seq = max(t.seq, r.Seq)
+		seq = max(seq, r.Seq)
 		if err := b.checkRecord(r); err != nil {
 			t.stats.count(reasonOf(err))
 			dropped[err]++
@@ -278,7 +272,7 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 		s := t.shard(r.Client)
 		s.mu.Lock()
 		old, ok := s.m[r.Client]
-		if !ok || r.Wins(t.recordLocked(old, len(r.Client))) {
+		if !ok || r.Wins(t.record(old, len(r.Client))) {
 			e := toEntry(r, 0)
 			s.m[key(e, len(r.Client))] = e
 			if !ok {
@@ -288,16 +282,12 @@ func (t *Table) Restore(recs []Record, seq uint64) {
 		}
 		s.mu.Unlock()
 	}
+	t.mu.Lock()
 	t.seq = max(t.seq, seq)
+	t.mu.Unlock()
 	for err, n := range dropped {
 		t.log.Warn("recovered locations dropped", "reason", err.Error(), "records", n)
 	}
-}
-
-// recordLocked is record with t.mu already held.
-func (t *Table) recordLocked(e entry, clientLen int) Record {
-	return Record{Line: e.line, Client: e.line[e.clientOff : int(e.clientOff)+clientLen],
-		Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.froms[e.from]}
 }
 
 // NewTable returns an empty table. Without options it bounds nothing.
@@ -325,11 +315,15 @@ func (t *Table) Get(client string) (Record, bool) {
 	s.mu.RLock()
 	e, ok := s.m[client]
 	s.mu.RUnlock()
-	if !ok || e.deleted() || t.timeLimits() && t.bounds().expired(e) {
+	if !ok || e.deleted() || t.expiredEntry(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
 }
+
+// expiredEntry reports whether a stored entry is past its time to live
+// (without a time to live, at no cost).
+func (t *Table) expiredEntry(e entry) bool { return t.timeLimits() && t.bounds().expired(e) }
 
 // GetBytes is Get for a client id held in a byte slice; it does not allocate.
 func (t *Table) GetBytes(client []byte) (Record, bool) { return t.getBytes(client, false) }
@@ -340,7 +334,7 @@ func (t *Table) getBytes(client []byte, tombs bool) (Record, bool) {
 	s.mu.RLock()
 	e, ok := s.m[string(client)]
 	s.mu.RUnlock()
-	if !ok || !tombs && e.deleted() || t.timeLimits() && t.bounds().expired(e) {
+	if !ok || !tombs && e.deleted() || t.expiredEntry(e) {
 		return Record{}, false
 	}
 	return t.record(e, len(client)), true
@@ -380,32 +374,41 @@ func (t *Table) Apply(r Record, from string) (Record, bool) {
 }
 
 func (t *Table) apply(r Record, from string, local bool) (Record, bool, error) {
+	s := t.shard(r.Client)
+	s.mu.Lock()
+	e, known := s.m[r.Client]
+	return t.applyLocked(s, e, known, r, from, local)
+}
+
+// applyLocked stores r in its shard s, whose lock is held and which holds e
+// for r's client if known, if r beats e and the limits allow it; it
+// unlocks s. A change takes the table's change lock after its shard's lock
+// and keeps it while the hooks run, so that the hooks see changes in Seq
+// order and one client's changes in the order they were stored; a record
+// that loses never takes it.
+func (t *Table) applyLocked(s *shard, e entry, known bool, r Record, from string, local bool) (Record, bool, error) {
 	b := t.bounds()
 	if err := b.checkRecord(r); err != nil {
+		s.mu.Unlock()
 		t.refuse(err)
 		return Record{}, false, err
 	}
-	s := t.shard(r.Client)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s.mu.Lock()
-	e, known := s.m[r.Client]
 	wasTomb := known && e.deleted()
 	if known && b.expired(e) {
 		// Expired but not yet swept: as good as absent, but its place
 		// under MaxClients is taken.
 		e.line, e.sec, e.nsec = "", 0, 0
 	}
-	if known && e.line != "" {
-		old := t.recordLocked(e, len(r.Client))
-		if local && r.Time.Compare(old.Time) <= 0 || !local && !r.Wins(old) {
-			s.mu.Unlock()
-			if old.Deleted() {
-				return Record{}, false, ErrDeleted
-			}
-			return old, false, nil
+	if known && e.line != "" && !beats(r.Time, e.time(), local, func() bool { return r.Line > e.line }) {
+		s.mu.Unlock()
+		if e.deleted() {
+			return Record{}, false, ErrDeleted
 		}
-	} else if !known && t.lim.Load().MaxClients > 0 && t.n.Load() >= int64(t.lim.Load().MaxClients) {
+		return t.record(e, len(r.Client)), false, nil
+	}
+	t.mu.Lock() // every new entry is counted under it: MaxClients is exact
+	defer t.mu.Unlock()
+	if !known && t.lim.Load().MaxClients > 0 && t.n.Load() >= int64(t.lim.Load().MaxClients) {
 		s.mu.Unlock()
 		t.refuse(ErrFull)
 		return Record{}, false, ErrFull
@@ -453,7 +456,7 @@ func (t *Table) rangeEntries(tombs bool, f func(Record) bool) {
 			if !tombs && e.deleted() || limited && b.expired(e) {
 				continue
 			}
-			buf = append(buf, Record{Line: e.line, Client: k, Time: protocol.Time{Sec: e.sec, Nsec: e.nsec}, Seq: e.seq, From: t.fromName(e.from)})
+			buf = append(buf, t.record(e, len(k)))
 		}
 		s.mu.RUnlock()
 		for _, r := range buf {

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"herd/internal/protocol"
 )
 
 func rec(t testing.TB, line string) Record {
@@ -191,5 +194,48 @@ func TestOffer(t *testing.T) {
 	r, _ := tab.Get("c")
 	if r.Line != "AT B +0.000000000 c +1+1 5" || r.From != "N" || r.Client != "c" {
 		t.Fatalf("stored %+v", r)
+	}
+}
+
+// A Record that does not say where its client id sits cannot be stored
+// under a wrong key: the table refuses it loudly.
+func TestRecordNotMadeRefused(t *testing.T) {
+	tb := NewTable()
+	line := "AT Goloman +0.1 kiwi.cs.ucla.edu +34.068930-118.445127 1520023934.918963997"
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a Record literal was stored")
+		}
+		if tb.Len() != 0 {
+			t.Fatalf("table holds %d records", tb.Len())
+		}
+	}()
+	tb.Apply(Record{Line: line, Client: "kiwi.cs.ucla.edu", Time: protocol.Time{Sec: 1520023934}}, "Hands")
+}
+
+// BenchmarkOfferFlood offers updates as a flood brings them to a server in
+// the classic herd: each update once new and then twice more, stale, from
+// other neighbours; a hook runs for each change.
+func BenchmarkOfferFlood(b *testing.B) {
+	const clients, updates = 1000, 1 << 16
+	lines := make([][]byte, updates)
+	for n := range lines {
+		lines[n] = fmt.Appendf(nil, "AT Goloman +0.000123456 client%04d +34.068930-118.445127 %d.000000001", n%clients, 1520000000+n)
+	}
+	var tab *Table
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		n := i / 3 % updates
+		if n == 0 && i%3 == 0 {
+			b.StopTimer()
+			tab = NewTable(WithLimits(Limits{MaxClockSkew: 24 * time.Hour}))
+			tab.OnChange(func(Record, string) {})
+			b.StartTimer()
+		}
+		client, tm, err := protocol.CheckAT(lines[n])
+		if err != nil {
+			b.Fatal(err)
+		}
+		tab.Offer(lines[n], client, tm, "Hands")
 	}
 }

@@ -109,7 +109,7 @@ func (s *Server) storeIAMAT(dst []byte, recv time.Time, cmd *protocol.Command) (
 	// at a known offset from the end, so the record needs no parsing.
 	line := string(dst[start:])
 	off := len(line) - len(cmd.TimeText) - 1 - len(cmd.Loc) - 1 - len(cmd.Client)
-	rec := location.Record{Line: line, Client: line[off : off+len(cmd.Client)], Time: cmd.Time}
+	rec := location.MakeRecord(line, off, len(cmd.Client), cmd.Time)
 	// ApplyLocal runs the table's change hooks, which queue the update to
 	// every neighbour: the flood starts before the client sees its reply,
 	// so a client that asks another server right after finds it on its way.
