@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -62,8 +63,12 @@ func (rp *reply) wait() {
 
 var replyPool = sync.Pool{New: func() any { return &reply{buf: make([]byte, 0, 256)} }}
 
-// clientConn is one client connection: the handler goroutine reads and
-// parses commands, writeLoop is the only writer of the socket.
+// clientConn is one client connection. The handler goroutine reads and
+// parses commands and writes the replies that are ready at once (most of
+// them), batching the replies to commands that arrived together into one
+// write; a reply that must wait (a WHATSAT's places lookup, an IAMAT's
+// save to disk) goes to writeLoop's goroutine, and so does every reply
+// after it until it has caught up, so that replies keep command order.
 type clientConn struct {
 	s   *Server
 	cfg *config.ClientConfig // the limits at the connection's start; immutable
@@ -72,16 +77,37 @@ type clientConn struct {
 	handedOff func()
 	nc        net.Conn
 	remote    string
-	// q holds replies in command order; closed by the reader. It and the
-	// writer goroutine are made at the first command (see send), so an
-	// idle connection costs one goroutine, not two.
+	// q holds replies that wait, in command order; closed by the reader.
+	// It and the writer goroutine are made at the first such reply (see
+	// send), so a connection that never needs them costs one goroutine.
 	q          chan *reply
 	writerDone chan struct{}
+
+	wmu        sync.Mutex    // guards the fields below: whoever writes to the socket holds it
+	w          *bufio.Writer // allocated at the first reply: idle connections stay small
+	queued     int           // replies sent to q and not yet written
+	broken     bool          // a write failed: the connection is closed
+	deadlineAt time.Time     // when the write deadline was last set
 }
 
-// send queues a reply, starting the writer at the first one. Only the
-// reader goroutine calls it.
-func (c *clientConn) send(rp *reply) {
+// send writes a reply, or queues it when it must wait or replies queued
+// before it are not written yet. more says that another command is already
+// read: the reply then stays in the buffer, to go out with the next. Only
+// the reader goroutine calls it.
+func (c *clientConn) send(rp *reply, more bool) {
+	if rp.done == nil && rp.alt == 0 {
+		c.wmu.Lock()
+		if c.queued == 0 {
+			c.writeLocked(rp)
+			if !more {
+				c.flushLocked()
+			}
+			c.wmu.Unlock()
+			c.recycle(rp)
+			return
+		}
+		c.wmu.Unlock()
+	}
 	if c.q == nil {
 		c.q = make(chan *reply, c.cfg.MaxPipeline)
 		c.writerDone = make(chan struct{})
@@ -90,6 +116,9 @@ func (c *clientConn) send(rp *reply) {
 			c.writeLoop()
 		}()
 	}
+	c.wmu.Lock()
+	c.queued++
+	c.wmu.Unlock()
 	c.q <- rp
 }
 
@@ -142,6 +171,9 @@ func (s *Server) handleClient(nc net.Conn, handedOff func()) {
 		close(c.q)
 		<-c.writerDone
 	}
+	c.wmu.Lock()
+	c.flushLocked() // what the last commands left in the buffer
+	c.wmu.Unlock()
 	if reason == reasonIdle {
 		// Replies may wait in the kernel for a client that stopped reading;
 		// a reset drops them, and reaches such a client, where the closing
@@ -186,7 +218,7 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 					return "peer link ended"
 				}
 			} else {
-				c.dispatch(line)
+				c.dispatch(line, lineBuffered(r))
 			}
 			first = false
 			if c.cfg.OneShot {
@@ -207,6 +239,17 @@ func (c *clientConn) readLoop(r *bufio.Reader) string {
 			}
 		}
 	}
+}
+
+// lineBuffered reports whether r holds a whole line that is already read
+// from the socket.
+func lineBuffered(r *bufio.Reader) bool {
+	n := r.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := r.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // peerTLSPossible reports whether a connection to the client port may be a
@@ -241,7 +284,7 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 		rp.buf = append(rp.buf, '\n')
 		rp.cmd, rp.start = metrics.CmdInvalid, time.Now()
 		c.s.o.Metrics.Command(metrics.CmdInvalid, metrics.OutcomeInvalid)
-		c.send(rp)
+		c.send(rp, false)
 		return true
 	}
 	if err != nil {
@@ -254,8 +297,9 @@ func (c *clientConn) becomePeer(r *bufio.Reader, hello []byte) bool {
 // logLine logs a line in ("client input") or out ("client output").
 func (c *clientConn) logLine(msg string, line []byte) { c.s.LogClientLine(msg, c.remote, line) }
 
-// dispatch parses one line and queues its reply.
-func (c *clientConn) dispatch(raw []byte) {
+// dispatch parses one line and sends its reply; more says that another
+// line is already read (see send).
+func (c *clientConn) dispatch(raw []byte, more bool) {
 	s := c.s
 	recv := s.now()
 	line := protocol.TrimEOL(raw)
@@ -286,7 +330,7 @@ func (c *clientConn) dispatch(raw []byte) {
 		case protocol.KindWHATSAT:
 			rp.cmd = metrics.CmdWHATSAT
 			if c.whatsat(rp, &cmd) {
-				c.send(rp)
+				c.send(rp, more)
 				return
 			}
 			s.o.Metrics.Command(metrics.CmdWHATSAT, metrics.OutcomeUnknownClient)
@@ -302,7 +346,7 @@ func (c *clientConn) dispatch(raw []byte) {
 		rp.buf = append(append(rp.buf, "? "...), line...)
 	}
 	rp.buf = append(rp.buf, '\n')
-	c.send(rp)
+	c.send(rp, more)
 }
 
 var errUnknownClient = errors.New("WHATSAT for a client the herd does not know")
@@ -341,50 +385,27 @@ func appendWhatsat(dst []byte, atLine string, body []byte) []byte {
 	return append(dst, '\n', '\n')
 }
 
-// writeLoop writes replies in command order. Quick replies are batched
-// into one flush; a WHATSAT reply goes out in a single write.
+// writeLoop writes the replies that had to wait, in command order, and
+// those queued behind them. What is ready is sent before waiting.
 func (c *clientConn) writeLoop() {
-	s := c.s
-	var w *bufio.Writer // allocated at the first reply: idle connections stay small
-	broken := false
 	for rp := range c.q {
-		if w == nil {
-			w = bufio.NewWriterSize(c.nc, 16<<10)
+		if !rp.ready() {
+			c.wmu.Lock()
+			c.flushLocked()
+			c.wmu.Unlock()
 		}
-		if rp.done != nil || rp.alt > 0 {
-			if !rp.ready() && !broken && w.Buffered() > 0 {
-				broken = c.flush(w) != nil // send what is ready before waiting
-			}
-			rp.wait()
+		rp.wait()
+		c.wmu.Lock()
+		c.queued--
+		c.writeLocked(rp)
+		if len(c.q) == 0 {
+			c.flushLocked()
 		}
-		if !broken {
-			c.logLine("client output", protocol.TrimEOL(rp.buf))
-			c.deadline()
-			if len(rp.buf) > w.Available() {
-				if w.Buffered() > 0 {
-					broken = c.flush(w) != nil
-				}
-				if !broken {
-					_, err := c.nc.Write(rp.buf)
-					broken = c.failed(err)
-				}
-			} else {
-				w.Write(rp.buf)
-			}
-			if !broken && len(c.q) == 0 {
-				broken = c.flush(w) != nil
-			}
-			s.o.Metrics.Reply(rp.cmd, time.Since(rp.start))
-		}
-		if cap(rp.buf) <= 64<<10 {
-			replyPool.Put(rp)
-		}
+		c.wmu.Unlock()
+		c.recycle(rp)
 		if c.cfg.OneShot {
 			break
 		}
-	}
-	if !broken && w != nil {
-		c.flush(w)
 	}
 	// Unblock a reader stuck on a full queue after a write failure, and
 	// let pending lookups finish.
@@ -393,32 +414,70 @@ func (c *clientConn) writeLoop() {
 			<-rp.done
 		}
 	}
-	if c.cfg.OneShot {
-		c.nc.Close()
+}
+
+// writeLocked writes a reply that is ready into the buffer (a large one
+// straight to the socket), logs and counts it. c.wmu is held.
+func (c *clientConn) writeLocked(rp *reply) {
+	if c.broken {
+		return
+	}
+	if c.w == nil {
+		c.w = bufio.NewWriterSize(c.nc, 16<<10)
+	}
+	c.logLine("client output", protocol.TrimEOL(rp.buf))
+	if len(rp.buf) > c.w.Available() {
+		c.flushLocked()
+		if !c.broken {
+			c.deadline()
+			_, err := c.nc.Write(rp.buf)
+			c.failed(err)
+		}
+	} else {
+		c.w.Write(rp.buf)
+	}
+	c.s.o.Metrics.Reply(rp.cmd, time.Since(rp.start))
+}
+
+// recycle returns a written reply to the pool.
+func (c *clientConn) recycle(rp *reply) {
+	if cap(rp.buf) <= 64<<10 {
+		replyPool.Put(rp)
 	}
 }
 
+// deadline keeps the write deadline client.write_timeout ahead of a
+// write. It is set again at most every eighth of the timeout, since
+// setting it costs more than a reply: a write has at least 7/8 of it.
 func (c *clientConn) deadline() {
-	if d := c.cfg.WriteTimeout.D; d > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(d))
+	d := c.cfg.WriteTimeout.D
+	if d <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(c.deadlineAt) > d/8 {
+		c.nc.SetWriteDeadline(now.Add(d))
+		c.deadlineAt = now
 	}
 }
 
-func (c *clientConn) flush(w *bufio.Writer) error {
+// flushLocked writes out the buffer; c.wmu is held.
+func (c *clientConn) flushLocked() {
+	if c.broken || c.w == nil || c.w.Buffered() == 0 {
+		return
+	}
 	c.deadline()
-	err := w.Flush()
-	c.failed(err)
-	return err
+	c.failed(c.w.Flush())
 }
 
-func (c *clientConn) failed(err error) bool {
-	if err == nil {
-		return false
+// failed closes the connection after a write error; c.wmu is held.
+func (c *clientConn) failed(err error) {
+	if err == nil || c.broken {
+		return
 	}
+	c.broken = true
 	c.s.log.Warn("client write failed: closing connection", "client", c.remote, "err", err.Error())
 	resetOnClose(c.nc)
 	c.nc.Close()
-	return true
 }
 
 // reasonIdle is why a connection silent for client.idle_timeout ended.

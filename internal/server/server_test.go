@@ -215,3 +215,75 @@ func TestSetClient(t *testing.T) {
 		t.Fatalf("got %q: want one reply after one_shot was turned on", got)
 	}
 }
+
+// countingListener counts the writes to the connections it accepts.
+type countingListener struct {
+	net.Listener
+	writes chan int // one send per Write, with its size
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{nc, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes chan int
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	select {
+	case c.writes <- len(p):
+	default:
+	}
+	return c.Conn.Write(p)
+}
+
+// TestRepliesBatched: the replies to commands that arrive together go out
+// in one write, and a reply is not held back for a line that has not
+// fully arrived.
+func TestRepliesBatched(t *testing.T) {
+	table := location.NewTable()
+	s := New(Options{Name: "Goloman", Client: config.Default().Client, PlacesTimeout: 5 * time.Second, Table: table, Finder: &gateFinder{}, Now: func() time.Time { return recv }})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := make(chan int, 64)
+	go s.Serve(countingListener{ln, writes})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(nc)
+	readLines := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "AT Goloman ") {
+				t.Fatalf("reply %d: %q, %v", i, l, err)
+			}
+		}
+	}
+	io.WriteString(nc, "IAMAT a +1+1 1\nIAMAT b +1+1 1\nIAMAT c +1+1 1\n")
+	readLines(3)
+	if n := len(writes); n != 1 {
+		t.Fatalf("3 replies to commands that arrived together took %d writes, want 1", n)
+	}
+	<-writes
+	// The second line is incomplete: the first reply must not wait for it.
+	io.WriteString(nc, "IAMAT d +1+1 1\nIAMAT e +1")
+	readLines(1)
+	io.WriteString(nc, "+1 1\n")
+	readLines(1)
+}
