@@ -29,12 +29,14 @@
 // They survive a process crash (kill -9), a kernel crash and a power cut,
 // provided the disk honours fsync. Appends made while an fsync is running
 // are written and fsynced together by the next one (group commit), so
-// durability costs one fsync per batch, not one per append. A batch that
-// nobody waits for (appends with a nil done channel and peer marks, while
-// no Notify waits) is written at once and fsynced with the next batch that
-// someone waits for, or within Options.FastInterval: a server's log holds
-// its neighbours' changes, which it acknowledges to nobody, and they need
-// not cost a sync each on a disk the neighbours may share.
+// durability costs one fsync per batch, not one per append. Appends that
+// nobody waits for (a nil done channel, while no Notify waits) are kept in
+// memory and written with the next batch that someone waits for, or
+// within Options.FastInterval (sooner past 64 KiB of them), and fsynced
+// with it; a peer mark is written at once and fsynced the same way. A
+// server's log holds its neighbours' changes, which it acknowledges to
+// nobody, and they need not cost a write or a sync each on a disk the
+// neighbours may share.
 //
 // With SyncFast, an append is answered once the entry has been written to
 // the operating system (write(2) returned). Such an entry survives a crash

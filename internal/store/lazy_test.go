@@ -5,33 +5,31 @@ import (
 	"time"
 )
 
-// TestUnwaitedBatchesSyncLater: in SyncAlways mode a batch nobody waits
-// for (Append with a nil done, no Notify) is written at once but not
-// fsynced; a Notify, or an Append with done, then fsyncs it and
-// everything before it.
+// TestUnwaitedBatchesSyncLater: in SyncAlways mode entries nobody waits
+// for (Append with a nil done, no Notify) cost no write of their own: they
+// wait in memory for a Notify or an Append with done, which writes and
+// fsyncs them with it in one batch; a peer mark is written at once but not
+// fsynced.
 func TestUnwaitedBatchesSyncLater(t *testing.T) {
 	s, _ := open(t, Options{Dir: t.TempDir(), FastInterval: time.Hour})
 	defer closeStore(t, s)
-	// The syncer's first fsync comes at once, the next an hour later.
-	s.Append(1, line(1, 1), nil)
-	waitFor(t, 10*time.Second, "the syncer's first fsync", func() bool { return s.Stats().DurableSeq == 1 })
-	for i := uint64(2); i <= 10; i++ {
+	for i := uint64(1); i <= 10; i++ {
 		s.Append(i, line(i, i), nil)
 	}
-	s.MarkPeer("Hands", PeerPos{Epoch: 1, Seq: 7})
-	waitFor(t, 10*time.Second, "the entries written", func() bool { return s.Stats().WrittenSeq == 10 })
-	if st := s.Stats(); st.Fsyncs != 1 || st.DurableSeq != 1 {
-		t.Fatalf("unwaited batches fsynced at once: %d fsyncs, durable seq %d", st.Fsyncs, st.DurableSeq)
+	if st := s.Stats(); st.WrittenSeq != 0 || st.Batches != 0 {
+		t.Fatalf("unwaited entries written at once: written seq %d, %d batches", st.WrittenSeq, st.Batches)
 	}
 	done := make(chan error, 1)
 	s.Notify(done)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Fsyncs != 2 || st.DurableSeq != 10 {
-		t.Fatalf("after Notify: %d fsyncs, durable seq %d; want 2 and 10", st.Fsyncs, st.DurableSeq)
+	if st := s.Stats(); st.Fsyncs != 1 || st.Batches != 1 || st.DurableSeq != 10 {
+		t.Fatalf("after Notify: %d fsyncs, %d batches, durable seq %d; want 1, 1 and 10", st.Fsyncs, st.Batches, st.DurableSeq)
 	}
 	s.Append(11, line(11, 11), nil)
+	s.MarkPeer("Hands", PeerPos{Epoch: 1, Seq: 7})
+	waitFor(t, 10*time.Second, "the mark written", func() bool { return s.Stats().WrittenSeq == 11 })
 	s.Append(12, line(12, 12), done)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -41,9 +39,22 @@ func TestUnwaitedBatchesSyncLater(t *testing.T) {
 	}
 }
 
-// TestUnwaitedBatchesSyncWithinInterval: the syncer fsyncs a batch nobody
-// waits for within FastInterval, and a Notify after that is answered at
-// once.
+// TestUnwaitedBytesWritten: entries nobody waits for are written without
+// waiting for FastInterval once lazyBytes of them are buffered.
+func TestUnwaitedBytesWritten(t *testing.T) {
+	s, _ := open(t, Options{Dir: t.TempDir(), FastInterval: time.Hour})
+	defer closeStore(t, s)
+	var n uint64
+	for size := 0; size <= lazyBytes; size += len(line(n, n)) {
+		n++
+		s.Append(n, line(n, n), nil)
+	}
+	waitFor(t, 10*time.Second, "the buffered entries written", func() bool { return s.Stats().WrittenSeq == n })
+}
+
+// TestUnwaitedBatchesSyncWithinInterval: entries nobody waits for are
+// written and fsynced within FastInterval, and a Notify after that is
+// answered at once.
 func TestUnwaitedBatchesSyncWithinInterval(t *testing.T) {
 	s, _ := open(t, Options{Dir: t.TempDir(), FastInterval: time.Millisecond})
 	defer closeStore(t, s)

@@ -222,6 +222,8 @@ type Store struct {
 	errLogged  time.Time // when a failure was last logged
 	errQuiet   uint64    // failures not logged since then
 	lacking    bool      // changes were dropped while failing (over MaxPending): only a snapshot makes the log whole
+	lazyKick   bool      // a kick of the writer is due within FastInterval, for entries nobody waits for (syncBuffered)
+	syncDue    bool      // that kick came: the writer writes and syncs what is buffered at once
 	rebuildAt  time.Time // no snapshot for lacking before then
 	rebuild    *time.Timer
 	compacting bool
@@ -336,12 +338,39 @@ func (s *Store) Append(seq uint64, line string, done chan<- error) {
 		}
 		return
 	}
+	if done == nil && len(s.buf) < lazyBytes {
+		// Nobody waits for it (a neighbour's change, or one whose
+		// waiter calls Notify next): it goes with the next batch someone
+		// waits for, or within FastInterval, and costs no write of its
+		// own. One kick at a time is due, whatever the writer takes
+		// meanwhile.
+		due := s.lazyKick
+		s.lazyKick = true
+		s.mu.Unlock()
+		if !due {
+			time.AfterFunc(s.opts.FastInterval, s.syncBuffered)
+		}
+		return
+	}
 	if done != nil {
 		s.pending = append(s.pending, done)
 	}
 	s.mu.Unlock()
 	s.kickWriter()
 }
+
+// syncBuffered has the writer write and sync the entries nobody waits for,
+// FastInterval after the first of them was buffered.
+func (s *Store) syncBuffered() {
+	s.mu.Lock()
+	s.syncDue, s.lazyKick = true, false
+	s.mu.Unlock()
+	s.kickWriter()
+}
+
+// lazyBytes is how much of entries nobody waits for the store buffers
+// before writing them without waiting for FastInterval.
+const lazyBytes = 64 << 10
 
 // Notify sends one value on done, which must not block (give done room
 // for one value): nil once every entry appended before the call is

@@ -37,6 +37,8 @@ func (s *Store) writer() {
 
 		s.mu.Lock()
 		buf, s.buf = s.buf, buf[:0]
+		due := s.syncDue && len(buf) > 0 // entries buffered FastInterval: sync them now
+		s.syncDue = false
 		dones, s.pending = s.pending, dones[:0]
 		seq := s.lastSeq
 		rot := s.rotReq
@@ -47,10 +49,12 @@ func (s *Store) writer() {
 			peers, clears = maps.Clone(s.peers), s.lacking
 		}
 		closing := s.closed
-		// In SyncAlways mode a batch nobody waits for (entries from
-		// neighbours, peer marks) is written now and synced later, with
-		// the next batch someone waits for or by the syncer.
-		waited := len(dones) > 0 || len(s.waiters) > 0 || rot != nil || closing
+		// In SyncAlways mode a batch nobody waits for (peer marks, or
+		// entries from neighbours past lazyBytes) is written now and
+		// synced later, with the next batch someone waits for or by the
+		// syncer; entries from neighbours buffered FastInterval (due) are
+		// written and synced now.
+		waited := len(dones) > 0 || len(s.waiters) > 0 || rot != nil || closing || due
 		lazy := s.opts.Sync == SyncAlways && !waited
 		s.mu.Unlock()
 
