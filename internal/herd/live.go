@@ -79,7 +79,6 @@ type followItem struct {
 	r       location.Record
 	from    string
 	expired bool
-	at      time.Time
 }
 
 // followQueue bounds the changes queued to the follower; when it is full
@@ -107,12 +106,14 @@ func (f *follower) run() {
 	for {
 		select {
 		case it := <-f.q:
-			n := uint64(1)
-			f.m.applyChange(it)
+			// The changes taken together are stamped with one time: the
+			// clock is read once per batch, not in the change hook.
+			n, at := uint64(1), time.Now()
+			f.m.applyChange(it, at)
 			for more := true; more && n < 256; {
 				select {
 				case it := <-f.q:
-					f.m.applyChange(it)
+					f.m.applyChange(it, at)
 					n++
 				default:
 					more = false
@@ -162,7 +163,7 @@ func (m *Member) follow(r location.Record, from string) {
 	if m.h.o.withoutLive {
 		return
 	}
-	m.fol.enqueue(followItem{r: r, from: from, at: time.Now()})
+	m.fol.enqueue(followItem{r: r, from: from})
 }
 
 // forget follows the expiry of a record (Table.ExpireFunc), like follow.
@@ -170,20 +171,20 @@ func (m *Member) forget(r location.Record) {
 	if m.h.o.withoutLive {
 		return
 	}
-	m.fol.enqueue(followItem{r: r, expired: true, at: time.Now()})
+	m.fol.enqueue(followItem{r: r, expired: true})
 }
 
 // applyChange keeps the spatial index in step with one change and logs it for
-// the streams.
-func (m *Member) applyChange(it followItem) {
+// the streams, as seen at time at.
+func (m *Member) applyChange(it followItem, at time.Time) {
 	r, from := it.r, it.from
 	if it.expired {
-		e := &live.Event{Kind: live.Expired, Record: r, Time: it.at}
+		e := &live.Event{Kind: live.Expired, Record: r, Time: at}
 		e.Prev, e.HadPrev = m.Index.Remove(r.Client)
 		m.Live.Append(e)
 		return
 	}
-	e := &live.Event{Record: r, From: from, Time: it.at}
+	e := &live.Event{Record: r, From: from, Time: at}
 	if r.Deleted() {
 		e.Kind = live.Deleted
 		e.Prev, e.HadPrev = m.Index.Remove(r.Client)

@@ -37,17 +37,17 @@ func (f *File) ClientLine(msg, client string, line []byte) {
 	b = append(b, `{"time":"`...)
 	b = time.Now().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","level":"INFO","msg":`...)
-	b = appendJSONString(b, msg)
+	b = appendJSON(b, msg)
 	b = append(b, `,"server":`...)
-	b = appendJSONString(b, f.name)
+	b = appendJSON(b, f.name)
 	b = append(b, `,"client":`...)
-	b = appendJSONString(b, client)
+	b = appendJSON(b, client)
 	if msg == "client output" {
 		b = append(b, `,"reply":`...)
 	} else {
 		b = append(b, `,"line":`...)
 	}
-	b = appendJSONBytes(b, line)
+	b = appendJSON(b, line)
 	if echo >= 0 {
 		b = append(b, `,"echo":`...)
 		b = strconv.AppendInt(b, int64(echo), 10)
@@ -80,49 +80,49 @@ func truncate(line []byte) ([]byte, int) {
 	return line[:n], len(line) - n
 }
 
-func appendJSONString(b []byte, s string) []byte {
-	return appendJSON(b, s, nil)
-}
-
-func appendJSONBytes(b []byte, s []byte) []byte {
-	return appendJSON(b, "", s)
-}
-
-// appendJSON appends a JSON string of s (or of bs when s is empty): quotes
-// and backslashes escaped, control characters as \n, \r, \t or \u00XX,
-// U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD — as log/slog does.
-func appendJSON(b []byte, s string, bs []byte) []byte {
-	const hex = "0123456789abcdef"
-	n := len(s)
-	at := func(i int) byte { return s[i] }
-	decode := func(i int) (rune, int) { return utf8.DecodeRuneInString(s[i:]) }
-	if bs != nil {
-		n = len(bs)
-		at = func(i int) byte { return bs[i] }
-		decode = func(i int) (rune, int) { return utf8.DecodeRune(bs[i:]) }
+// jsonPlain marks the ASCII bytes that stand for themselves in a JSON
+// string: printable, other than the quote and the backslash.
+var jsonPlain = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
 	}
+	return t
+}()
+
+// appendJSON appends a JSON string of s: quotes and backslashes escaped,
+// control characters as \n, \r, \t or \u00XX, U+2028 and U+2029 escaped,
+// invalid UTF-8 as U+FFFD — as log/slog does. Runs of bytes that need no
+// escape are copied whole.
+func appendJSON[S ~string | ~[]byte](b []byte, s S) []byte {
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	for i := 0; i < n; {
-		c := at(i)
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
+	plain := 0 // s[plain:i] needs no escape
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf && jsonPlain[c] {
 			i++
 			continue
 		}
-		r, size := decode(i)
+		b = append(b, s[plain:i]...)
+		if c < utf8.RuneSelf {
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			plain = i
+			continue
+		}
+		var rb [utf8.UTFMax]byte
+		r, size := utf8.DecodeRune(rb[:copy(rb[:], s[i:])])
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, `\ufffd`...)
@@ -130,13 +130,11 @@ func appendJSON(b []byte, s string, bs []byte) []byte {
 			b = append(b, `\u202`...)
 			b = strconv.AppendInt(b, int64(r&0xf), 16)
 		default:
-			if bs != nil {
-				b = append(b, bs[i:i+size]...)
-			} else {
-				b = append(b, s[i:i+size]...)
-			}
+			b = append(b, s[i:i+size]...)
 		}
 		i += size
+		plain = i
 	}
+	b = append(b, s[plain:]...)
 	return append(b, '"')
 }

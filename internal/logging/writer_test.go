@@ -3,6 +3,7 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -93,4 +94,29 @@ func TestClientLineMatchesSlog(t *testing.T) {
 	if strings.SplitN(recs[0], `"msg"`, 2)[1] != strings.SplitN(recs[1], `"msg"`, 2)[1] {
 		t.Fatalf("bytes differ after the time:\n%s\n%s", recs[0], recs[1])
 	}
+}
+
+// FuzzAppendJSON: a string is escaped as the slog JSON handler escapes
+// it, from a string and from bytes alike.
+func FuzzAppendJSON(f *testing.F) {
+	for _, s := range []string{"", "IAMAT kiwi +1+1 1", "k\u00e9\x01\"\\ \xff \u2028\u2029<&>\t\r\n\x7f", "\xe2\x80", "a\xc0\xafb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var out bytes.Buffer
+		drop := func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == slog.LevelKey || a.Key == slog.MessageKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+		slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{ReplaceAttr: drop})).Info("", "k", s)
+		want := strings.TrimSuffix(strings.TrimPrefix(out.String(), `{"k":`), "}\n")
+		if got := string(appendJSON(nil, s)); got != want {
+			t.Fatalf("from a string: %s, slog: %s", got, want)
+		}
+		if got := string(appendJSON(nil, []byte(s))); got != want {
+			t.Fatalf("from bytes: %s, slog: %s", got, want)
+		}
+	})
 }
