@@ -27,7 +27,8 @@
 # "GEOADD herd <lng> <lat> <id>", herd the same update as an IAMAT; each
 # moves its client to another of 8 locations around UCLA, so that every
 # update changes state (a GEOADD that changes nothing is neither written to
-# the append-only file nor replicated).
+# the append-only file nor replicated). For herd, the time an update takes
+# over 3 hops (Hands to Welsh) is measured while the keep-alive load runs.
 #
 # HERD=FILE runs that herd binary instead of one built from this tree.
 # PROFILE=DIR records, with perf(1), what CPU $SERVER_CPU does during each
@@ -207,6 +208,8 @@ start_herd() {
 	}
 	wait_for links_up
 	target=${addr[Goloman]}
+	prop_from=${addr[Hands]} # three hops from Welsh
+	prop_to=${addr[Welsh]}
 	workload=iamat
 }
 
@@ -255,11 +258,29 @@ bench() {
 	jq -r --arg l "$label" --arg m "$mode" '"  \($l) \($m): \(.herd.throughput | floor)/s, p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.errors) errors, servers \($cpu / 1000 | floor) ms CPU"' --argjson cpu $(((cpu1 - cpu0) * tick_us)) <<<"$out" >&2 || true
 }
 
+# propagation LABEL: how long an update takes over 3 hops (an IAMAT at
+# Hands, then WHATSAT at Welsh until it answers with that AT line) while
+# the keep-alive load runs at the first server; appends "target
+# propagation <load throughput> p50 p99 errors 0" to $tmp/results.
+propagation() {
+	local label=$1 load_pid out
+	timeout 120 taskset -c "$LOAD_CPU" "$herd" bench -q -json -addr "$target" -workload "$workload" \
+		-c "$CONNS" -d "$DUR" -warmup "$WARMUP" >"$tmp/load.json" &
+	load_pid=$!
+	out=$(timeout 120 taskset -c "$LOAD_CPU" "$herd" bench -q -json -workload propagation \
+		-from "$prop_from" -to "$prop_to" -d "$DUR" -warmup "$WARMUP") || { echo "compare.sh: propagation failed on $label" >&2; echo "$out" >&2; }
+	wait "$load_pid" || echo "compare.sh: the load under propagation failed on $label" >&2
+	jq -r --arg l "$label" --argjson load "$(jq .herd.throughput "$tmp/load.json")" \
+		'[$l, "propagation", $load, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors, 0] | @tsv' <<<"$out" >>"$tmp/results" || true
+	jq -r --arg l "$label" '"  \($l) propagation, 3 hops, under load: p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.requests) samples, \(.herd.errors) errors"' <<<"$out" >&2 || true
+}
+
 measure() {
 	local label=$1
 	bench "$label" keepalive -c "$CONNS"
 	bench "$label" pipelined -c "$CONNS" -pipeline "$PIPE"
 	bench "$label" oneshot -c "$CONNS" -mode oneshot
+	if [ "$workload" = iamat ]; then propagation "$label"; fi
 }
 
 : >"$tmp/results"
@@ -313,8 +334,8 @@ END {
 	name["herd-durable"] = "herd, 5 servers, `data_dir`, `data_sync = \"always\"`"
 	name["herd-secret"] = "herd, 5 servers, in memory, links with a shared secret"
 	name["herd-tls"] = "herd, 5 servers, in memory, links over mutual TLS"
-	printf "| target | updates/s (keep-alive) | p50 | p99 | servers'"'"' CPU per update | pipelined (%d in flight)/s | oneshot/s | errors |\n", pipe
-	print "|---|---|---|---|---|---|---|---|"
+	printf "| target | updates/s (keep-alive) | p50 | p99 | servers'"'"' CPU per update | pipelined (%d in flight)/s | oneshot/s | propagation, 3 hops, under keep-alive load: p50 / p99 | errors |\n", pipe
+	print "|---|---|---|---|---|---|---|---|---|"
 	n = split(targets, ts, " ")
 	for (i = 1; i <= n; i++) {
 		t = ts[i]
@@ -322,8 +343,11 @@ END {
 		pl[t] = median(t SUBSEP "pipelined" SUBSEP 3)
 		os[t] = median(t SUBSEP "oneshot" SUBSEP 3)
 		errs = median(t SUBSEP "keepalive" SUBSEP 6) + median(t SUBSEP "pipelined" SUBSEP 6) + median(t SUBSEP "oneshot" SUBSEP 6)
-		printf "| %s | %s | %s | %s | %.0f µs | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
-			us(median(t SUBSEP "keepalive" SUBSEP 5)), median(t SUBSEP "keepalive" SUBSEP 7), rate(pl[t]), rate(os[t]), errs
+		prop = "—"
+		if ((t SUBSEP "propagation" SUBSEP 4) in vals)
+			prop = us(median(t SUBSEP "propagation" SUBSEP 4)) " / " us(median(t SUBSEP "propagation" SUBSEP 5))
+		printf "| %s | %s | %s | %s | %.0f µs | %s | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
+			us(median(t SUBSEP "keepalive" SUBSEP 5)), median(t SUBSEP "keepalive" SUBSEP 7), rate(pl[t]), rate(os[t]), prop, errs
 	}
 	print ""
 	print "| ratio | keep-alive | pipelined | oneshot |"

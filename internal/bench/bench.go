@@ -290,11 +290,16 @@ func Bench(ctx context.Context, o Options, reference bool) (*Report, error) {
 }
 
 // warmUp runs o's load for o.Warmup, if set, and drops the result: its
-// errors show again in the measured run.
+// errors show again in the measured run. Propagation samples of the
+// warm-up get client ids of their own: a measured sample asks for a client
+// no server has heard of, as it does without a warm-up.
 func warmUp(ctx context.Context, o Options) {
 	if o.Warmup <= 0 {
 		return
 	}
 	o.Duration, o.Requests, o.Progress = o.Warmup, 0, nil
+	if o.Workload == Propagation {
+		o.RunID += ".warmup"
+	}
 	Run(ctx, o)
 }

@@ -77,7 +77,8 @@ func TestSpawnedPropagation(t *testing.T) {
 	if from != "Hands" || to != "Welsh" || hops != 3 {
 		t.Errorf("farthest pair %s–%s (%d hops), want Hands–Welsh (3)", from, to, hops)
 	}
-	o := Options{Workload: Propagation, From: addrOf(t, sp, from), To: addrOf(t, sp, to), Requests: 30, Duration: 30 * time.Second, Timeout: 10 * time.Second}
+	// The warm-up's samples must not make the measured ones wrong.
+	o := Options{Workload: Propagation, From: addrOf(t, sp, from), To: addrOf(t, sp, to), Requests: 30, Duration: 30 * time.Second, Timeout: 10 * time.Second, Warmup: 300 * time.Millisecond}
 	rep, err := Bench(context.Background(), o, true)
 	if err != nil {
 		t.Fatal(err)
