@@ -207,6 +207,14 @@ start_herd() {
 		[ "$total" = 12 ]
 	}
 	wait_for links_up
+	# Every server answers a WHATSAT from its places (the offline gazetteer,
+	# loaded in the background at start): none is still loading when the
+	# measuring begins.
+	places_ready() {
+		"$herd" client -addr "$1" iamat compare.ready >/dev/null &&
+			"$herd" client -addr "$1" -json whatsat compare.ready 1 1 | grep -Eq '"status" *: *"(OK|ZERO_RESULTS)"'
+	}
+	for n in "${names[@]}"; do wait_for places_ready "${addr[$n]}"; done
 	target=${addr[Goloman]}
 	prop_from=${addr[Hands]} # three hops from Welsh
 	prop_to=${addr[Welsh]}
