@@ -30,6 +30,8 @@
 # the append-only file nor replicated). For herd, the time an update takes
 # over 3 hops (Hands to Welsh) is measured while the keep-alive load runs.
 #
+# MODES lists the measurements (default: keepalive pipelined oneshot
+# propagation).
 # HERD=FILE runs that herd binary instead of one built from this tree.
 # PROFILE=DIR records, with perf(1), what CPU $SERVER_CPU does during each
 # run, call graphs included, to DIR/<target>-<mode>.perf.data (read with
@@ -49,6 +51,7 @@ PIPE=${PIPE:-16}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 TARGETS=${TARGETS:-"redis redis-aof herd herd-durable"}
+MODES=${MODES:-"keepalive pipelined oneshot propagation"}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 install_pkgs() {
@@ -234,14 +237,27 @@ server_cpu() {
 	echo "$total"
 }
 tick_us=$((1000000 / $(getconf CLK_TCK)))
+
+# server_syscalls: the read and write system calls (syscr + syscw of
+# /proc/PID/io) that every server process started so far has made.
+server_syscalls() {
+	local p total=0 k v
+	for p in "${pids[@]}"; do
+		while read -r k v; do
+			case $k in syscr: | syscw:) total=$((total + v)) ;; esac
+		done <"/proc/$p/io" 2>/dev/null || true
+	done
+	echo "$total"
+}
 # warmup_s: $WARMUP in seconds ("500ms", "0.5s", "1m" are understood).
 warmup_s=$(awk -v d="$WARMUP" 'BEGIN {
 	if (d ~ /ms$/) { sub(/ms$/, "", d); print d / 1000 } else if (d ~ /m$/) { sub(/m$/, "", d); print d * 60 } else { sub(/s$/, "", d); print d + 0 } }')
 
 # bench LABEL MODE ARGS...: one herd bench run on CPU $LOAD_CPU; appends
-# "target mode throughput p50 p99 errors cpu" to $tmp/results, cpu being
-# the servers' CPU time per update in µs (over the warm-up and the run,
-# divided by the updates of the run scaled to both).
+# "target mode throughput p50 p99 errors cpu syscalls" to $tmp/results,
+# cpu being the servers' CPU time per update in µs and syscalls their
+# reads and writes per update (each over the warm-up and the run, divided
+# by the updates of the run scaled to both).
 bench() {
 	local label=$1 mode=$2
 	shift 2
@@ -251,17 +267,20 @@ bench() {
 		perf record -q -g -C "$SERVER_CPU" -o "$PROFILE/$label-$mode.perf.data" 2>/dev/null &
 		perf_pid=$!
 	fi
-	local cpu0 cpu1
+	local cpu0 cpu1 sys0 sys1
 	cpu0=$(server_cpu)
+	sys0=$(server_syscalls)
 	out=$(timeout 120 taskset -c "$LOAD_CPU" "$herd" bench -q -json -addr "$target" -workload "$workload" \
 		-d "$DUR" -warmup "$WARMUP" "$@") || { echo "compare.sh: herd bench failed on $label $mode" >&2; echo "$out" >&2; }
 	cpu1=$(server_cpu)
+	sys1=$(server_syscalls)
 	if [ -n "$perf_pid" ]; then
 		kill -INT "$perf_pid" && wait "$perf_pid" || true
 	fi
 	jq -r --arg l "$label" --arg m "$mode" --argjson cpu $(((cpu1 - cpu0) * tick_us)) --argjson warm "$warmup_s" \
+		--argjson sys $((sys1 - sys0)) \
 		'[$l, $m, .herd.throughput, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors,
-		  $cpu / (.herd.throughput * (.herd.elapsed_s + $warm))] | @tsv' \
+		  $cpu / (.herd.throughput * (.herd.elapsed_s + $warm)), $sys / (.herd.throughput * (.herd.elapsed_s + $warm))] | @tsv' \
 		<<<"$out" >>"$tmp/results" || true
 	jq -r --arg l "$label" --arg m "$mode" '"  \($l) \($m): \(.herd.throughput | floor)/s, p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.errors) errors, servers \($cpu / 1000 | floor) ms CPU"' --argjson cpu $(((cpu1 - cpu0) * tick_us)) <<<"$out" >&2 || true
 }
@@ -279,16 +298,16 @@ propagation() {
 		-from "$prop_from" -to "$prop_to" -d "$DUR" -warmup "$WARMUP") || { echo "compare.sh: propagation failed on $label" >&2; echo "$out" >&2; }
 	wait "$load_pid" || echo "compare.sh: the load under propagation failed on $label" >&2
 	jq -r --arg l "$label" --argjson load "$(jq .herd.throughput "$tmp/load.json")" \
-		'[$l, "propagation", $load, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors, 0] | @tsv' <<<"$out" >>"$tmp/results" || true
+		'[$l, "propagation", $load, .herd.latency_ns.p50, .herd.latency_ns.p99, .herd.errors, 0, 0] | @tsv' <<<"$out" >>"$tmp/results" || true
 	jq -r --arg l "$label" '"  \($l) propagation, 3 hops, under load: p50 \(.herd.latency_ns.p50 / 1000 | floor) µs, p99 \(.herd.latency_ns.p99 / 1000 | floor) µs, \(.herd.requests) samples, \(.herd.errors) errors"' <<<"$out" >&2 || true
 }
 
 measure() {
 	local label=$1
-	bench "$label" keepalive -c "$CONNS"
-	bench "$label" pipelined -c "$CONNS" -pipeline "$PIPE"
-	bench "$label" oneshot -c "$CONNS" -mode oneshot
-	if [ "$workload" = iamat ]; then propagation "$label"; fi
+	case " $MODES " in *" keepalive "*) bench "$label" keepalive -c "$CONNS" ;; esac
+	case " $MODES " in *" pipelined "*) bench "$label" pipelined -c "$CONNS" -pipeline "$PIPE" ;; esac
+	case " $MODES " in *" oneshot "*) bench "$label" oneshot -c "$CONNS" -mode oneshot ;; esac
+	case " $MODES " in *" propagation "*) if [ "$workload" = iamat ]; then propagation "$label"; fi ;; esac
 }
 
 : >"$tmp/results"
@@ -333,7 +352,7 @@ function row(label, a, b) {
 	if (a in ka && b in ka) printf "| %s | %s | %s | %s |\n", label, ratio(ka[a], ka[b]), ratio(pl[a], pl[b]), ratio(os[a], os[b])
 }
 {
-	for (f = 3; f <= 7; f++) vals[$1 SUBSEP $2 SUBSEP f] = vals[$1 SUBSEP $2 SUBSEP f] " " $f
+	for (f = 3; f <= 8; f++) vals[$1 SUBSEP $2 SUBSEP f] = vals[$1 SUBSEP $2 SUBSEP f] " " $f
 }
 END {
 	name["redis"] = "Redis, primary + 4 replicas, no persistence"
@@ -342,8 +361,8 @@ END {
 	name["herd-durable"] = "herd, 5 servers, `data_dir`, `data_sync = \"always\"`"
 	name["herd-secret"] = "herd, 5 servers, in memory, links with a shared secret"
 	name["herd-tls"] = "herd, 5 servers, in memory, links over mutual TLS"
-	printf "| target | updates/s (keep-alive) | p50 | p99 | servers'"'"' CPU per update | pipelined (%d in flight)/s | oneshot/s | propagation, 3 hops, under keep-alive load: p50 / p99 | errors |\n", pipe
-	print "|---|---|---|---|---|---|---|---|---|"
+	printf "| target | updates/s (keep-alive) | p50 | p99 | servers'"'"' CPU per update | servers'"'"' reads + writes per update | pipelined (%d in flight)/s | oneshot/s | propagation, 3 hops, under keep-alive load: p50 / p99 | errors |\n", pipe
+	print "|---|---|---|---|---|---|---|---|---|---|"
 	n = split(targets, ts, " ")
 	for (i = 1; i <= n; i++) {
 		t = ts[i]
@@ -354,8 +373,8 @@ END {
 		prop = "—"
 		if ((t SUBSEP "propagation" SUBSEP 4) in vals)
 			prop = us(median(t SUBSEP "propagation" SUBSEP 4)) " / " us(median(t SUBSEP "propagation" SUBSEP 5))
-		printf "| %s | %s | %s | %s | %.0f µs | %s | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
-			us(median(t SUBSEP "keepalive" SUBSEP 5)), median(t SUBSEP "keepalive" SUBSEP 7), rate(pl[t]), rate(os[t]), prop, errs
+		printf "| %s | %s | %s | %s | %.0f µs | %.1f | %s | %s | %s | %d |\n", name[t], rate(ka[t]), us(median(t SUBSEP "keepalive" SUBSEP 4)),
+			us(median(t SUBSEP "keepalive" SUBSEP 5)), median(t SUBSEP "keepalive" SUBSEP 7), median(t SUBSEP "keepalive" SUBSEP 8), rate(pl[t]), rate(os[t]), prop, errs
 	}
 	print ""
 	print "| ratio | keep-alive | pipelined | oneshot |"
