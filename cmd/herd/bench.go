@@ -96,6 +96,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err := t.resolve(&o, f); err != nil {
 		return err
 	}
+	if t.spawned != nil && o.Conns > t.spawned.MaxConns() {
+		return usagef("-c %d is more connections than the spawned servers accept at once (%d each: client.max_conns, lowered to fit the open-file limit that the servers and this load share); raise the limit (ulimit -n), or run the servers apart (herd serve) and load them with -addr", o.Conns, t.spawned.MaxConns())
+	}
 	rep, err := runLoad(ctx, e, o, f)
 	if err != nil {
 		return err

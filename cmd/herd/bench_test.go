@@ -22,6 +22,13 @@ func TestBenchCommand(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "farthest servers of the herd (3 hops)") {
 		t.Fatalf("propagation: code %d\n%s\n%s", code, out, errs)
 	}
+	// More connections than the spawned servers take: refused before any
+	// load, with the reason.
+	cfg := writeConfig(t, "[client]\nmax_conns = 3\n\n[[server]]\nname = \"Alone\"\naddr = \"127.0.0.1:12000\"\n")
+	code, _, errs = runMain(t, "", "bench", "-spawn", "-config", cfg, "-places", "fixed", "-c", "4", "-d", "1s", "-q")
+	if code != exitUsage || !strings.Contains(errs, "more connections than the spawned servers accept at once (3 each") {
+		t.Errorf("-c 4 against max_conns 3: code %d\n%s", code, errs)
+	}
 	for _, args := range [][]string{
 		{"bench", "-addr", "127.0.0.1:1", "-spawn"},
 		{"bench", "-places", "fixed"},

@@ -93,6 +93,19 @@ func (s *Spawned) Addr(name string) (string, bool) {
 	return m.ClientAddr, true
 }
 
+// MaxConns returns the fewest client connections any server of the herd
+// accepts at once (client.max_conns, lowered to fit the process's
+// open-file limit, which the servers and the load share).
+func (s *Spawned) MaxConns() int {
+	least := 0
+	for _, m := range s.h.Members() {
+		if n := m.Server.MaxConns(); least == 0 || n < least {
+			least = n
+		}
+	}
+	return least
+}
+
 // WaitLinks waits until every peer link of the herd is up, polling every
 // few milliseconds until ctx is done.
 func (s *Spawned) WaitLinks(ctx context.Context) error {
