@@ -321,14 +321,5 @@ func (t *Table) Delete(server, client string) (Record, bool) {
 	r := MakeRecord(line, len("DEL ")+len(server)+1, len(client), tm)
 	t.mu.Lock() // after the shard's, as in a change
 	defer t.mu.Unlock()
-	t.seq++
-	r.Seq = t.seq
-	ne := toEntry(r, 0)
-	s.m[key(ne, len(client))] = ne
-	t.tombs.Add(1)
-	s.mu.Unlock()
-	for _, h := range t.hooks {
-		h(r, "")
-	}
-	return r, true
+	return t.commitLocked(s, r, "", true, false), true
 }

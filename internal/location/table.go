@@ -90,7 +90,7 @@ func NewRecord(line []byte) (Record, error) {
 // case in a flood — is recognised before anything is allocated. Offer
 // reports whether the table changed.
 func (t *Table) Offer(line, client []byte, tm protocol.Time, from string) bool {
-	s := &t.shards[maphash.Bytes(t.seed, client)%shardCount]
+	s := t.shardBytes(client)
 	s.mu.Lock()
 	e, known := s.m[string(client)]
 	if known && !t.expiredEntry(e) && !beats(tm, e.time(), false, func() bool { return string(line) > e.line }) {
@@ -308,6 +308,11 @@ func (t *Table) shard(client string) *shard {
 	return &t.shards[maphash.String(t.seed, client)%shardCount]
 }
 
+// shardBytes is shard for a client id held in a byte slice.
+func (t *Table) shardBytes(client []byte) *shard {
+	return &t.shards[maphash.Bytes(t.seed, client)%shardCount]
+}
+
 // Get returns the stored record of client; a deleted client (a tombstone)
 // is not found.
 func (t *Table) Get(client string) (Record, bool) {
@@ -330,7 +335,7 @@ func (t *Table) GetBytes(client []byte) (Record, bool) { return t.getBytes(clien
 
 // getBytes is GetBytes that, with tombs, also finds tombstones.
 func (t *Table) getBytes(client []byte, tombs bool) (Record, bool) {
-	s := &t.shards[maphash.Bytes(t.seed, client)%shardCount]
+	s := t.shardBytes(client)
 	s.mu.RLock()
 	e, ok := s.m[string(client)]
 	s.mu.RUnlock()
@@ -413,9 +418,17 @@ func (t *Table) applyLocked(s *shard, e entry, known bool, r Record, from string
 		t.refuse(ErrFull)
 		return Record{}, false, ErrFull
 	}
+	return t.commitLocked(s, r, from, known, wasTomb), true, nil
+}
+
+// commitLocked stores r, the winner, in its shard s as the table's next
+// change and runs the hooks; t.mu and s.mu are held, and it unlocks s.
+// known and wasTomb say whether s held an entry for r's client, and a
+// tombstone. It returns r as stored.
+func (t *Table) commitLocked(s *shard, r Record, from string, known, wasTomb bool) Record {
 	t.seq++
 	r.Seq, r.From = t.seq, from
-	e = toEntry(r, t.fromIndexLocked(from))
+	e := toEntry(r, t.fromIndexLocked(from))
 	s.m[key(e, len(r.Client))] = e
 	if !known {
 		t.n.Add(1)
@@ -425,7 +438,7 @@ func (t *Table) applyLocked(s *shard, e entry, known bool, r Record, from string
 	for _, h := range t.hooks {
 		h(r, from)
 	}
-	return r, true, nil
+	return r
 }
 
 // Len returns the number of clients held, expired ones that Expire has
