@@ -95,19 +95,18 @@ type clientConn struct {
 // read: the reply then stays in the buffer, to go out with the next. Only
 // the reader goroutine calls it.
 func (c *clientConn) send(rp *reply, more bool) {
-	if rp.done == nil && rp.alt == 0 {
-		c.wmu.Lock()
-		if c.queued == 0 {
-			c.writeLocked(rp)
-			if !more {
-				c.flushLocked()
-			}
-			c.wmu.Unlock()
-			c.recycle(rp)
-			return
+	c.wmu.Lock()
+	if rp.done == nil && rp.alt == 0 && c.queued == 0 {
+		c.writeLocked(rp)
+		if !more {
+			c.flushLocked()
 		}
 		c.wmu.Unlock()
+		c.recycle(rp)
+		return
 	}
+	c.queued++
+	c.wmu.Unlock()
 	if c.q == nil {
 		c.q = make(chan *reply, c.cfg.MaxPipeline)
 		c.writerDone = make(chan struct{})
@@ -116,9 +115,6 @@ func (c *clientConn) send(rp *reply, more bool) {
 			c.writeLoop()
 		}()
 	}
-	c.wmu.Lock()
-	c.queued++
-	c.wmu.Unlock()
 	c.q <- rp
 }
 
