@@ -324,6 +324,16 @@ type report struct {
 	client, lat, lon, time string
 }
 
+// iamatFor is iamat for a report that grant g must be allowed to write:
+// a token that may not write the client gets a 403.
+func (a *API) iamatFor(g Grant, rp report, recv time.Time) ([]byte, protocol.Command, error) {
+	line, cmd, err := a.iamat(rp, recv)
+	if err == nil && !g.CanWrite(rp.client) {
+		return nil, protocol.Command{}, errorf(http.StatusForbidden, "this token may not report client %q", rp.client)
+	}
+	return line, cmd, err
+}
+
 // iamat builds the IAMAT line of rp and parses it with the client
 // protocol's parser, so that an HTTP report is validated exactly as a TCP
 // one; recv is the time used when rp has none.

@@ -168,14 +168,7 @@ func (a *API) parseItem(g Grant, it json.RawMessage, recv time.Time) ([]byte, pr
 	if err != nil {
 		return nil, protocol.Command{}, err
 	}
-	line, cmd, err := a.iamat(rp, recv)
-	if err != nil {
-		return nil, protocol.Command{}, err
-	}
-	if !g.CanWrite(rp.client) {
-		return nil, protocol.Command{}, errorf(http.StatusForbidden, "this token may not report client %q", rp.client)
-	}
-	return line, cmd, nil
+	return a.iamatFor(g, rp, recv)
 }
 
 // reported is the answer object of one report.

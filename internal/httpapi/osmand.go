@@ -57,13 +57,9 @@ func (a *API) osmand(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	recv := a.o.Now()
-	line, cmd, err := a.iamat(rp, recv)
+	line, cmd, err := a.iamatFor(g, rp, recv)
 	if err != nil {
 		a.fail(w, r, err)
-		return
-	}
-	if !g.CanWrite(rp.client) {
-		writeError(w, http.StatusForbidden, fmt.Sprintf("this token may not report client %q", rp.client))
 		return
 	}
 	out, err := a.store(r.Context(), r, [][]byte{line}, []protocol.Command{cmd}, recv)

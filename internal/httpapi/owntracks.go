@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -85,13 +84,9 @@ func (a *API) postOwnTracks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recv := a.o.Now()
-	line, cmd, err := a.iamat(rp, recv)
+	line, cmd, err := a.iamatFor(g, rp, recv)
 	if err != nil {
 		a.fail(w, r, err)
-		return
-	}
-	if !g.CanWrite(id) {
-		writeError(w, http.StatusForbidden, "this token may not report client "+strconv.Quote(id))
 		return
 	}
 	if _, err := a.store(r.Context(), r, [][]byte{line}, []protocol.Command{cmd}, recv); err != nil {
