@@ -256,13 +256,13 @@ func (h *Herd) startMember(b bound) (*Member, error) {
 	}
 	m.certExpiry = certExpiry
 	warnAuth(logger, progress, auth, certExpiry)
-	clientTLS, err := h.clientTLS(s.Name)
+	clientTLS, err := listenerTLS("[client.tls]", h.cfg.Client.TLS, s.Name)
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", s.Name, err)
 	}
 	var httpTLS *tls.Config
 	if hln != nil {
-		if httpTLS, err = h.httpTLS(s.Name); err != nil {
+		if httpTLS, err = listenerTLS("[http.tls]", h.cfg.HTTP.TLS, s.Name); err != nil {
 			return nil, fmt.Errorf("server %s: %w", s.Name, err)
 		}
 	}

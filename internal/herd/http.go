@@ -10,7 +10,6 @@ import (
 
 	"herd/internal/config"
 	"herd/internal/httpapi"
-	"herd/internal/pki"
 )
 
 // loadTokens reads [http] tokens_file, if the config has one.
@@ -32,21 +31,6 @@ func (h *Herd) ReloadTokens() error {
 		return nil
 	}
 	return h.tokens.Reload()
-}
-
-// httpTLS returns the TLS settings of the member's http listener, or nil
-// when [http.tls] is not set.
-func (h *Herd) httpTLS(name string) (*tls.Config, error) {
-	t := h.cfg.HTTP.TLS
-	if !t.On() {
-		return nil, nil
-	}
-	t = t.Expand(name)
-	kp, err := pki.NewKeyPair(t.CertFile, t.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("[http.tls]: %w", err)
-	}
-	return kp.ServerConfig(), nil
 }
 
 // startHTTP serves the member's HTTP API on ln: the same server, table,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"herd/internal/config"
 	"herd/internal/peer"
 	"herd/internal/pki"
 )
@@ -36,17 +37,17 @@ func (h *Herd) peerAuth(name string) (peer.Auth, time.Time, error) {
 	return a, p.NotAfter(), nil
 }
 
-// clientTLS returns the TLS settings of the member's client listener, or
-// nil when [client.tls] is not set.
-func (h *Herd) clientTLS(name string) (*tls.Config, error) {
-	t := h.cfg.Client.TLS
+// listenerTLS returns the TLS settings of a member's listener that
+// presents the certificate of t (section names it in errors:
+// "[client.tls]", "[http.tls]"), or nil when t is not set.
+func listenerTLS(section string, t config.TLSFiles, name string) (*tls.Config, error) {
 	if !t.On() {
 		return nil, nil
 	}
 	t = t.Expand(name)
 	kp, err := pki.NewKeyPair(t.CertFile, t.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("[client.tls]: %w", err)
+		return nil, fmt.Errorf("%s: %w", section, err)
 	}
 	return kp.ServerConfig(), nil
 }
