@@ -16,6 +16,12 @@ func TestUnwaitedBatchesSyncLater(t *testing.T) {
 	for i := uint64(1); i <= 10; i++ {
 		s.Append(i, line(i, i), nil)
 	}
+	s.mu.Lock()
+	due, kicked := s.lazyKick, len(s.kick) > 0
+	s.mu.Unlock()
+	if !due || kicked {
+		t.Fatalf("unwaited entries woke the writer (kick pending %v) instead of waiting for FastInterval (due %v)", kicked, due)
+	}
 	if st := s.Stats(); st.WrittenSeq != 0 || st.Batches != 0 {
 		t.Fatalf("unwaited entries written at once: written seq %d, %d batches", st.WrittenSeq, st.Batches)
 	}
