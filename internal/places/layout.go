@@ -141,18 +141,8 @@ func (f *formatter) object(level int) error {
 		if err := f.value(level + 1); err != nil {
 			return err
 		}
-		f.skipSpace()
-		switch f.peek() {
-		case ',':
-			f.pos++
-			f.out = append(f.out, ',')
-		case '}':
-			f.pos++
-			f.newline(level)
-			f.out = append(f.out, '}')
-			return nil
-		default:
-			return f.errorf("expected ',' or '}' in an object")
+		if done, err := f.after(level, '}', "an object"); done || err != nil {
+			return err
 		}
 	}
 }
@@ -181,20 +171,29 @@ func (f *formatter) array(level int) error {
 		if err := f.value(level + 1); err != nil {
 			return err
 		}
-		f.skipSpace()
-		switch f.peek() {
-		case ',':
-			f.pos++
-			f.out = append(f.out, ',')
-		case ']':
-			f.pos++
-			f.newline(level)
-			f.out = append(f.out, ']')
-			return nil
-		default:
-			return f.errorf("expected ',' or ']' in an array")
+		if done, err := f.after(level, ']', "an array"); done || err != nil {
+			return err
 		}
 	}
+}
+
+// after reads what follows a member or an element at level: a ',' (more
+// follow), or the closing byte, written on a line of its own, which ends
+// the object or array (done). in names it in the error.
+func (f *formatter) after(level int, closing byte, in string) (done bool, err error) {
+	f.skipSpace()
+	switch f.peek() {
+	case ',':
+		f.pos++
+		f.out = append(f.out, ',')
+		return false, nil
+	case closing:
+		f.pos++
+		f.newline(level)
+		f.out = append(f.out, closing)
+		return true, nil
+	}
+	return false, f.errorf("expected ',' or '%c' in %s", closing, in)
 }
 
 // inlineArray tries to print the rest of a non-empty array, whose '[' has
